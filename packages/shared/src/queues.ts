@@ -1,0 +1,13 @@
+/**
+ * Queue names: the contract between services. Values are never renamed — jobs in flight under an old
+ * name would be stranded.
+ */
+export const QueueName = {
+  Inbound: 'inbound',
+  OutboundTelegram: 'outbound-telegram',
+  OutboundFeishu: 'outbound-feishu',
+} as const;
+export type QueueName = (typeof QueueName)[keyof typeof QueueName];
+
+/** The default Redis key prefix of every Pincer queue and key (config `system.redis_prefix`). */
+export const DEFAULT_REDIS_PREFIX = 'pincer';
