@@ -1,0 +1,145 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '@pincer/shared';
+import { Redis } from 'ioredis';
+import type { ProxyConfig } from './config.ts';
+import { createApp } from './http/routes.ts';
+import { RateLimitStore } from './repositories/rate-limits.ts';
+import { OllamaUpstream, OpenAIUpstream, UpstreamPools } from './repositories/upstream-client.ts';
+import { KeyRing } from './services/auth.ts';
+import { ChatService, ModelCaller } from './services/chat.ts';
+import { EmbeddingsService } from './services/embeddings.ts';
+import { HealthProber } from './services/health.ts';
+import { Limits } from './services/limits.ts';
+import { createProxyMetrics } from './services/metrics.ts';
+import { Registry } from './services/registry.ts';
+import { UpstreamProvider } from './services/upstreams.ts';
+
+export interface ProxyHandle {
+  server: Server;
+  url: string;
+  caller: ModelCaller;
+  chat: ChatService;
+  providers: ReadonlyMap<string, UpstreamProvider>;
+  prober: HealthProber;
+  shutdown(deadlineMs?: number): Promise<void>;
+}
+
+/** Builds the model-calling machinery without an HTTP server (used by the server and by test-model). */
+export function buildCaller(config: ProxyConfig, log: Logger, redis?: Redis) {
+  const registry = new Registry(config.models);
+  const providers = new Map<string, UpstreamProvider>();
+  for (const [id, p] of Object.entries(config.models.providers)) {
+    providers.set(id, new UpstreamProvider(id, p, config.models.routing.load_balance));
+  }
+  const metrics = createProxyMetrics(() => providers.values());
+  const pools = new UpstreamPools();
+  const apis = { openai: new OpenAIUpstream(pools), ollama: new OllamaUpstream(pools) };
+  const limits = new Limits(redis && new RateLimitStore(redis, config.redisPrefix), metrics, log);
+  const caller = new ModelCaller({ registry, providers, apis, metrics, limits, log });
+  const prober = new HealthProber([...providers.values()], apis, log);
+  return { registry, providers, metrics, pools, apis, limits, caller, prober };
+}
+
+/** Starts llm-proxy: probes, HTTP server; returns a handle with an ordered shutdown. */
+export async function startProxy(
+  config: ProxyConfig,
+  log: Logger,
+  opts: { host?: string; port?: number } = {},
+): Promise<ProxyHandle> {
+  const needsRedis = config.apiKeys.some((k) => k.rpm || k.tpm);
+  // Only keys with limits need Redis; without it the proxy has no dependency but its upstreams.
+  const redis = needsRedis
+    ? new Redis(config.redisUrl, {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        connectTimeout: 2000,
+        lazyConnect: true,
+      })
+    : undefined;
+  if (redis) {
+    redis.on('error', (err) => log.debug('redis error', { error: err.message }));
+    await redis
+      .connect()
+      .catch((err: Error) =>
+        log.warn('redis unreachable at start; limits fail open until it is back', { error: err.message }),
+      );
+  }
+  const parts = buildCaller(config, log, redis);
+  const { registry, providers, metrics, caller, prober, pools } = parts;
+  const chat = new ChatService(caller);
+  const embeddings = new EmbeddingsService(caller);
+  if (config.activeHealthChecks) await prober.start();
+
+  const app = createApp({
+    keys: new KeyRing(config.apiKeys),
+    chat,
+    embeddings,
+    registry,
+    metrics,
+    maxBodyBytes: config.maxBodyBytes,
+    log,
+    readiness: async () => {
+      const now = Date.now();
+      const nodes = [...providers.values()].flatMap((p) => p.nodes);
+      const usable = nodes.filter((n) => n.probeUp !== false && n.available(now));
+      const redisOk = !redis || redis.status === 'ready';
+      return {
+        ready: usable.length > 0 && redisOk,
+        detail: {
+          nodes_usable: usable.length,
+          nodes_total: nodes.length,
+          redis: redis ? redis.status : 'not used',
+        },
+      };
+    },
+    status: () => ({
+      providers: [...providers.values()].map((p) => ({
+        id: p.id,
+        type: p.config.type,
+        queue_depth: p.queueDepth,
+        nodes: p.nodes.map((n) => n.status()),
+      })),
+      models: registry.list().map((m) => ({
+        id: m.id,
+        provider: m.provider,
+        model_id: m.model_id,
+        fallbacks: registry
+          .chain(m)
+          .slice(1)
+          .map((f) => f.id),
+      })),
+    }),
+  });
+
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 }, app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? config.port, opts.host ?? '0.0.0.0', () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${addr.port}`;
+  log.info('llm-proxy listening', {
+    port: addr.port,
+    models: registry.models.size,
+    providers: providers.size,
+  });
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (deadlineMs = 25_000) =>
+    (closing ??= (async () => {
+      log.info('llm-proxy shutting down');
+      // stop accepting; in-flight streams get until the deadline to finish
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, deadlineMs).unref());
+      await Promise.race([closed, timer]);
+      server.closeAllConnections();
+      prober.stop();
+      await pools.close();
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+      log.info('llm-proxy stopped');
+    })());
+
+  return { server, url, caller, chat, providers, prober, shutdown };
+}
