@@ -58,20 +58,44 @@ export interface ChatResult {
   body: Json;
 }
 
-const NO_UPSTREAM = (model: string, cause?: UpstreamError | AppError) => {
+/** What the client sees when no attempt succeeded: the kind of failure, never node addresses. */
+const NO_UPSTREAM = (model: string, cause?: UpstreamError | AppError): AppError => {
   if (cause instanceof AppError) return cause;
-  if (cause?.failure === 'timeout')
-    return new AppError(504, 'upstream_timeout', `model "${model}" did not answer in time`, {
-      type: 'server_error',
-    });
-  if (cause)
-    return new AppError(502, 'upstream_error', `model "${model}" failed: ${cause.message}`, {
-      type: 'server_error',
-    });
-  return new AppError(503, 'no_upstream_available', `no node can serve model "${model}" right now`, {
-    type: 'server_error',
-    headers: { 'retry-after': '5' },
-  });
+  const retry = { 'retry-after': '5' };
+  switch (cause?.failure) {
+    case 'timeout':
+      return new AppError(504, 'upstream_timeout', `The model '${model}' did not answer in time.`, {
+        type: 'server_error',
+      });
+    case 'connect':
+      return new AppError(
+        503,
+        'upstream_unavailable',
+        `The model '${model}' is unavailable: its server cannot be reached.`,
+        { type: 'server_error', headers: retry },
+      );
+    case 'status':
+      if (cause.status === 429)
+        return new AppError(503, 'upstream_busy', `The model '${model}' is overloaded.`, {
+          type: 'server_error',
+          headers: retry,
+        });
+      return new AppError(
+        502,
+        'upstream_error',
+        `The model '${model}' failed (upstream HTTP ${cause.status}).`,
+        { type: 'server_error' },
+      );
+    case undefined:
+      return new AppError(503, 'no_upstream_available', `No server can run the model '${model}' right now.`, {
+        type: 'server_error',
+        headers: retry,
+      });
+    default:
+      return new AppError(502, 'upstream_error', `The model '${model}' sent an invalid response.`, {
+        type: 'server_error',
+      });
+  }
 };
 
 export function completionId(): string {
@@ -390,6 +414,9 @@ function normalizeChunk(c: Json, s: StreamState): string {
       const d = ch.delta;
       if (d.role === null) delete d.role;
       if (d.content === null) delete d.content;
+      if (d.reasoning_content === null) delete d.reasoning_content;
+      if (d.reasoning === null) delete d.reasoning;
+      if (d.tool_calls === null) delete d.tool_calls;
       const idx = ch.index ?? 0;
       if (!s.roleSent[idx]) {
         d.role = 'assistant';
@@ -691,7 +718,7 @@ export class ChatService {
     };
     let tail = '';
     if (failed) {
-      tail += `data: ${JSON.stringify({ error: { message: `The model stopped before finishing: ${failed}`, type: 'server_error', param: null, code: 'upstream_error' } })}\n\n`;
+      tail += `data: ${JSON.stringify({ error: { message: 'The model stopped before finishing its answer.', type: 'server_error', param: null, code: 'upstream_error' } })}\n\n`;
     } else {
       if (s.finish === null) {
         // the upstream ended without saying why; tell the client it is finished
