@@ -153,3 +153,9 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** GET a JSON endpoint, with the key when given. */
+export async function getJson(url: string, key?: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+  return { status: res.status, body: await res.json() };
+}

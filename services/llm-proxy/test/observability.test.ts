@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { startMockServer } from '@pincer/mock-inference';
-import { eventually, post, singleProvider, startHarness } from './harness.ts';
+import { eventually, getJson, post, singleProvider, startHarness } from './harness.ts';
 
 describe('metrics, overhead header, health', () => {
   it('exposes pincer_llm_ metrics and the overhead header on every response', async () => {
@@ -58,13 +58,11 @@ describe('metrics, overhead header, health', () => {
       { active_health_checks: true },
     );
     try {
-      const ready = await fetch(`${h.url}/readyz`);
+      const ready = await getJson(`${h.url}/readyz`);
       assert.equal(ready.status, 503);
-      const body = await ready.json();
+      const body = ready.body;
       assert.equal(body.nodes_usable, 0);
-      const status = await (
-        await fetch(`${h.url}/status`, { headers: { authorization: `Bearer ${h.key}` } })
-      ).json();
+      const status = (await getJson(`${h.url}/status`, h.key)).body;
       assert.match(status.providers[0].nodes[0].probe_detail, /loading/);
       assert.equal((await fetch(`${h.url}/healthz`)).status, 200, 'alive while not ready');
       await eventually(

@@ -166,7 +166,7 @@ describe('Ollama native translation', () => {
           },
         ],
       }),
-      (err: OpenAI.APIError) => err.status === 400 && /data: URLs/.test(err.message),
+      (err: InstanceType<typeof OpenAI.APIError>) => err.status === 400 && /data: URLs/.test(err.message),
     );
     assert.equal(mock.requests.length, before);
   });

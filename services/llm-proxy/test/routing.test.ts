@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type MockServer, startMockServer } from '@pincer/mock-inference';
-import { eventually, type Harness, post, sseData, startHarness } from './harness.ts';
+import { eventually, getJson, type Harness, post, sseData, startHarness } from './harness.ts';
 
 const user = (content: string) => [{ role: 'user', content }];
 
@@ -187,9 +187,7 @@ describe('routing across nodes', () => {
           (await post(`${h.url}/v1/chat/completions`, h.key, { model: 'm', messages: user('x') })).status,
           200,
         );
-      const status = await (
-        await fetch(`${h.url}/status`, { headers: { authorization: `Bearer ${h.key}` } })
-      ).json();
+      const status = (await getJson(`${h.url}/status`, h.key)).body;
       const badNode = status.providers[0].nodes[0];
       assert.equal(badNode.breaker, 'open');
       const seenWhileOpen = bad!.requests.length;
@@ -211,9 +209,7 @@ describe('routing across nodes', () => {
         3000,
         'a half-open trial on the recovered node',
       );
-      const after = await (
-        await fetch(`${h.url}/status`, { headers: { authorization: `Bearer ${h.key}` } })
-      ).json();
+      const after = (await getJson(`${h.url}/status`, h.key)).body;
       assert.equal(after.providers[0].nodes[0].breaker, 'closed');
     } finally {
       await closeAll(h, [bad!, good!]);

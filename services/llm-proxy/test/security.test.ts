@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { type MockServer, startMockServer } from '@pincer/mock-inference';
 import { Redis } from 'ioredis';
-import { type Harness, post, singleProvider, startHarness } from './harness.ts';
+import { getJson, type Harness, post, singleProvider, startHarness } from './harness.ts';
 
 const LIMITED_KEY = 'limited-key-0123456789abcdef';
 const TOKEN_KEY = 'token-key-0123456789abcdefgh';
@@ -65,9 +65,7 @@ describe('keys, limits and bad input', () => {
       (await post(`${h.url}/v1/chat/completions`, SCOPED_KEY, { model: 'other', messages: msgs })).status,
       200,
     );
-    const list = await (
-      await fetch(`${h.url}/v1/models`, { headers: { authorization: `Bearer ${SCOPED_KEY}` } })
-    ).json();
+    const list = (await getJson(`${h.url}/v1/models`, SCOPED_KEY)).body;
     assert.deepEqual(
       list.data.map((m: { id: string }) => m.id),
       ['other'],
