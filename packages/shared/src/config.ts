@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isMap, LineCounter, parseDocument, parse as parseYamlScalar } from 'yaml';
+import { isMap, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 
 /** One thing wrong with the configuration, located as precisely as we can. */
@@ -58,9 +58,9 @@ export function interpolateString(input: string, env: Env, onError: (message: st
       return '';
     },
   );
-  if (whole && out !== '') {
-    const typed: unknown = parseYamlScalar(out);
-    if (typeof typed === 'number' || typeof typed === 'boolean') return typed;
+  if (whole) {
+    if (/^-?\d+(\.\d+)?$/.test(out)) return Number(out);
+    if (out === 'true' || out === 'false') return out === 'true';
   }
   return out;
 }
@@ -118,7 +118,7 @@ export function readYamlConfig(
     return { file, data: undefined, lineOf: () => undefined };
   }
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   for (const e of doc.errors) {
     problems.push({
       file,
@@ -162,7 +162,9 @@ export function validateConfig<S extends z.ZodType>(
     let message = issue.message;
     if (issue.code === 'unrecognized_keys')
       message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (a typo?)`;
-    problems.push({ file: source.file, line: source.lineOf(path), path: pathString(path), message });
+    // an unknown key is best located at the key itself
+    const at = issue.code === 'unrecognized_keys' ? [...path, issue.keys[0]!] : path;
+    problems.push({ file: source.file, line: source.lineOf(at), path: pathString(path), message });
   }
   return undefined;
 }
