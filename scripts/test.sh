@@ -10,11 +10,12 @@ ensure_node
 ensure_deps
 ensure_redis
 ensure_postgres
+ensure_compose_validator
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
-log "lint and format check (biome)"
-npx biome check --error-on-warnings .
+log "lint (eslint) and format check (prettier)"
+npx eslint --max-warnings=0 . && npx prettier --check . >/dev/null
 log "typecheck (tsc, strict)"
 npx tsc -p tsconfig.json --noEmit
 log "build (what the images ship)"

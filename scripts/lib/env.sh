@@ -74,3 +74,8 @@ ensure_postgres() {
   pg_ctlcluster --skip-systemctl-redirect "$v" main start || die "PostgreSQL did not start"
   wait_port 127.0.0.1 5432 || die "PostgreSQL is not listening on 127.0.0.1:5432"
 }
+
+# docker-compose (Debian's) validates docker-compose.yml in the tests without a Docker engine.
+ensure_compose_validator() {
+  command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
+}

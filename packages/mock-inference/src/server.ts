@@ -54,7 +54,7 @@ interface Ctx {
   rec: RecordedRequest;
   kind: Kind;
   native: boolean;
-  // biome-ignore lint/suspicious/noExplicitAny: validated JSON request body
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- wire JSON
   body: any;
   model: string;
   stream: boolean;
@@ -267,7 +267,7 @@ class Mock implements MockServer {
   private notify(rec: RecordedRequest) {
     if (this.waiters.size === 0) return;
     for (const w of this.waiters) {
-      let ok = false;
+      let ok: boolean;
       try {
         ok = w.pred(rec);
       } catch {
@@ -597,7 +597,7 @@ class Mock implements MockServer {
     native: boolean,
     buf: Buffer,
   ) {
-    // biome-ignore lint/suspicious/noExplicitAny: parsed JSON
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- wire JSON
     let body: any;
     let bad = buf.length === 0;
     if (!bad) {

@@ -78,7 +78,7 @@ export interface RecordedRequest {
   path: string;
   headers: Record<string, string | string[] | undefined>;
   /** Parsed JSON body (or undefined when absent or not JSON). */
-  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary request fields
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- wire JSON
   body: any;
   startedAt: number;
   finishedAt?: number;

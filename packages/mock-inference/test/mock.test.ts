@@ -247,7 +247,9 @@ describe('completion semantics', () => {
     const first = await reader.read();
     const tFirst = Date.now() - t0;
     assert.ok(first.value && first.value.length > 0);
-    while (!(await reader.read()).done) {}
+    while (!(await reader.read()).done) {
+      // drain
+    }
     const total = Date.now() - t0;
     // 60 ms to the first token, then 4 gaps of 10 ms.
     assert.ok(tFirst >= 55, `first chunk after ${tFirst} ms`);
@@ -736,7 +738,9 @@ describe('concurrency, down, control API', () => {
       await reader.read();
       s.setDown(true);
       await assert.rejects(async () => {
-        while (!(await reader.read()).done) {}
+        while (!(await reader.read()).done) {
+          // drain
+        }
       });
       const rec = await s.waitFor((r) => r.finishedAt !== undefined);
       assert.equal(rec.aborted, false);

@@ -1,4 +1,4 @@
-// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are config text with ${VAR} expressions
+/* eslint-disable no-template-curly-in-string -- config text with ${VAR} expressions */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

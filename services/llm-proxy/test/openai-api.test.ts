@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { type MockFlavor, type MockServer, startMockServer } from '@pincer/mock-inference';
 import OpenAI from 'openai';
 import { type Harness, post, singleProvider, sseData, startHarness } from './harness.ts';

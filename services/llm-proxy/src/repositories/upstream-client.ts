@@ -5,7 +5,7 @@ import type { ProviderConfig } from '../config.ts';
 import { statusError, transportError, UpstreamError } from './upstream-errors.ts';
 
 // OpenAI request/response bodies are open-ended JSON that we pass through mostly untouched.
-// biome-ignore lint/suspicious/noExplicitAny: wire JSON
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- wire JSON
 export type Json = Record<string, any>;
 
 /** What a model call needs to know about where it goes. */

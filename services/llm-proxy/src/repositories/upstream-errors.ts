@@ -16,8 +16,7 @@ export class UpstreamError extends Error {
   readonly nodeFault: boolean;
   /** The upstream's error, already in OpenAI's shape, when it is the client's to see (a 400 about its request). */
   readonly clientError:
-    | { message: string; type: string; param: string | null; code: string | null }
-    | undefined;
+    { message: string; type: string; param: string | null; code: string | null } | undefined;
 
   constructor(
     failure: UpstreamFailure,
