@@ -157,6 +157,8 @@ const KeySchema = z
     rpm: positiveInt.optional(),
     tpm: positiveInt.optional(),
     models: z.array(z.string()).optional(),
+    /** May read /status (node addresses and errors); core's LLM_PROXY_API_KEY always may. */
+    admin: z.boolean().default(false),
   })
   .refine((k) => (k.key === undefined) !== (k.key_sha256 === undefined), {
     message: 'give exactly one of key or key_sha256',
@@ -210,6 +212,8 @@ export interface ApiKey {
   tpm?: number;
   /** Registry ids this key may use; undefined = all. */
   models?: ReadonlySet<string>;
+  /** May see operational detail (/status). */
+  admin?: boolean;
 }
 
 export interface ProxyConfig {
@@ -267,7 +271,7 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
   const apiKeys: ApiKey[] = [];
   const secrets: string[] = [];
   if (e?.LLM_PROXY_API_KEY) {
-    apiKeys.push({ name: 'core', sha256: sha256(e.LLM_PROXY_API_KEY) });
+    apiKeys.push({ name: 'core', sha256: sha256(e.LLM_PROXY_API_KEY), admin: true });
     secrets.push(e.LLM_PROXY_API_KEY);
   }
   if (main && models) {
@@ -299,6 +303,7 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
         rpm: k.rpm,
         tpm: k.tpm,
         models: k.models && new Set(k.models),
+        admin: k.admin,
       });
     });
   }

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '@pincer/shared';
 import { Redis } from 'ioredis';
 import type { ProxyConfig } from './config.ts';
-import { createApp } from './http/routes.ts';
+import { createHandler } from './http/routes.ts';
 import { RateLimitStore } from './repositories/rate-limits.ts';
 import { OllamaUpstream, OpenAIUpstream, UpstreamPools } from './repositories/upstream-client.ts';
 import { KeyRing } from './services/auth.ts';
@@ -54,6 +54,8 @@ export async function startProxy(
         enableOfflineQueue: false,
         maxRetriesPerRequest: 1,
         connectTimeout: 2000,
+        // a hung Redis must not hang requests: limits fail open after 250 ms
+        commandTimeout: 250,
         lazyConnect: true,
       })
     : undefined;
@@ -71,7 +73,7 @@ export async function startProxy(
   const embeddings = new EmbeddingsService(caller);
   if (config.activeHealthChecks) await prober.start();
 
-  const app = createApp({
+  const handler = createHandler({
     keys: new KeyRing(config.apiKeys),
     chat,
     embeddings,
@@ -112,7 +114,10 @@ export async function startProxy(
     }),
   });
 
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 }, app);
+  const server = createServer(
+    { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 },
+    handler,
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? config.port, opts.host ?? '0.0.0.0', () => resolve());

@@ -29,7 +29,7 @@ describe('OpenAI API through the proxy', () => {
         });
         assert.equal(r.object, 'chat.completion');
         assert.equal(r.model, 'm');
-        assert.match(r.id, /^chatcmpl-[\w-]{16}$/);
+        assert.match(r.id, /^chatcmpl-[\w-]{12,}$/);
         assert.match(r.choices[0]!.message.content!, /ping one/);
         assert.ok(r.usage && r.usage.completion_tokens > 0 && r.usage.prompt_tokens > 0);
         assert.equal(mock.requests.at(-1)!.body.model, 'upstream-m', 'registry model_id goes upstream');

@@ -80,8 +80,23 @@ function responseSink(res: ServerResponse): StreamSink {
   };
 }
 
+/**
+ * The request handler: the two hot POST routes are dispatched directly (express's routing and
+ * request decoration cost more than the proxying itself); everything else goes through express.
+ */
+export function createHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { app, chat, embeddings } = createApp(deps);
+  return (req, res) => {
+    if (req.method === 'POST') {
+      if (req.url === '/v1/chat/completions') return void chat(req, res);
+      if (req.url === '/v1/embeddings') return void embeddings(req, res);
+    }
+    app(req as Request, res as Response);
+  };
+}
+
 /** Express app: the OpenAI API under /v1, plus health, readiness, status and metrics. */
-export function createApp(deps: HttpDeps): express.Express {
+function createApp(deps: HttpDeps) {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -99,7 +114,7 @@ export function createApp(deps: HttpDeps): express.Express {
   const authed = (
     handler: (req: IncomingMessage, res: ServerResponse, key: ApiKey, ctx: CallContext) => Promise<void>,
   ) => {
-    return async (req: Request, res: Response) => {
+    return async (req: IncomingMessage, res: ServerResponse) => {
       const startedAt = performance.now();
       const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID);
       const controller = new AbortController();
@@ -129,14 +144,14 @@ export function createApp(deps: HttpDeps): express.Express {
         if (appErr.status >= 500)
           deps.log.error('request failed', {
             requestId,
-            path: req.path,
+            path: req.url,
             code: appErr.code,
             error: (err as Error)?.message,
           });
         else
           deps.log.debug('request refused', {
             requestId,
-            path: req.path,
+            path: req.url,
             code: appErr.code,
             status: appErr.status,
           });
@@ -164,23 +179,18 @@ export function createApp(deps: HttpDeps): express.Express {
     deps.metrics.overhead.observe({ endpoint }, overhead / 1000);
   };
 
-  app.post(
-    '/v1/chat/completions',
-    authed(async (req, res, _key, ctx) => {
-      const body = validateChat(await readJsonBody(req, deps.maxBodyBytes));
-      const result = await deps.chat.complete(body, ctx, body.stream ? responseSink(res) : undefined);
-      if (result) sendJson(res, ctx, result.status, result.headers, result.body, 'chat');
-    }),
-  );
-
-  app.post(
-    '/v1/embeddings',
-    authed(async (req, res, _key, ctx) => {
-      const body = validateEmbeddings(await readJsonBody(req, deps.maxBodyBytes));
-      const result = await deps.embeddings.embed(body, ctx);
-      sendJson(res, ctx, result.status, result.headers, result.body, 'embeddings');
-    }),
-  );
+  const chat = authed(async (req, res, _key, ctx) => {
+    const body = validateChat(await readJsonBody(req, deps.maxBodyBytes));
+    const result = await deps.chat.complete(body, ctx, body.stream ? responseSink(res) : undefined);
+    if (result) sendJson(res, ctx, result.status, result.headers, result.body, 'chat');
+  });
+  const embeddings = authed(async (req, res, _key, ctx) => {
+    const body = validateEmbeddings(await readJsonBody(req, deps.maxBodyBytes));
+    const result = await deps.embeddings.embed(body, ctx);
+    sendJson(res, ctx, result.status, result.headers, result.body, 'embeddings');
+  });
+  app.post('/v1/chat/completions', chat);
+  app.post('/v1/embeddings', embeddings);
 
   app.get(
     '/v1/models',
@@ -208,7 +218,8 @@ export function createApp(deps: HttpDeps): express.Express {
 
   app.get(
     '/status',
-    authed(async (_req, res, _key, ctx) => {
+    authed(async (_req, res, key, ctx) => {
+      if (!key.admin) throw new AppError(403, 'admin_only', 'This key may not read the proxy status.');
       sendJson(res, ctx, 200, { 'x-request-id': ctx.requestId }, deps.status(), 'status');
     }),
   );
@@ -228,5 +239,5 @@ export function createApp(deps: HttpDeps): express.Express {
       startedAt: performance.now(),
     });
   });
-  return app;
+  return { app, chat, embeddings };
 }

@@ -21,6 +21,8 @@ export interface Target {
 export interface ChunkStream {
   /** The next chunks; null at the end. Throws UpstreamError on an error event or a broken stream. */
   next(): Promise<Json[] | null>;
+  /** Stops reading and closes the upstream request (the server stops generating). */
+  cancel(): void;
 }
 
 export interface UpstreamApi {
@@ -118,7 +120,7 @@ async function readJson(
   }
   try {
     const parsed = JSON.parse(text);
-    if (parsed && typeof parsed === 'object') return parsed;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed;
   } catch {
     // fall through
   }
@@ -130,14 +132,20 @@ async function readJson(
 
 /** Pulls chunks from an upstream body through a line parser, a read at a time. */
 function chunkStream(
-  body: AsyncIterable<Buffer>,
+  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown },
   signal: AbortSignal,
   feed: (text: string, out: Json[]) => boolean,
 ): ChunkStream {
   const it = body[Symbol.asyncIterator]();
   const decoder = new TextDecoder();
   let done = false;
+  const cancel = () => {
+    done = true;
+    // frees the connection and tells the upstream to stop generating
+    body.destroy();
+  };
   return {
+    cancel,
     async next() {
       if (done) return null;
       const out: Json[] = [];
@@ -146,19 +154,22 @@ function chunkStream(
         try {
           r = await it.next();
         } catch (err) {
-          done = true;
+          cancel();
           throw transportError(signal.aborted ? (signal.reason ?? err) : err);
         }
-        if (r.done) {
-          done = true;
-          feed(decoder.decode(), out);
-          return out.length ? out : null;
-        }
-        if (feed(decoder.decode(r.value, { stream: true }), out)) {
-          done = true;
-          // drain nothing further: [DONE] or the final line ends the response
-          it.return?.().catch(() => {});
-          return out;
+        try {
+          if (r.done) {
+            done = true;
+            feed(decoder.decode(), out);
+            return out.length ? out : null;
+          }
+          if (feed(decoder.decode(r.value, { stream: true }), out)) {
+            done = true;
+            return out;
+          }
+        } catch (err) {
+          cancel();
+          throw err;
         }
       }
       return out;
@@ -233,6 +244,13 @@ export class OpenAIUpstream implements UpstreamApi {
           });
           return;
         }
+        if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
+          failure = new UpstreamError('protocol', 'upstream sent a stream event that is not a JSON object', {
+            retryable: true,
+            nodeFault: true,
+          });
+          return;
+        }
         if (ev.event === 'error' || obj.error !== undefined || obj.object === 'error')
           failure = streamErrorFrom(obj);
         else batch.push(obj);
@@ -279,8 +297,16 @@ export class OpenAIUpstream implements UpstreamApi {
 
 const FINISH: Record<string, string> = { stop: 'stop', length: 'length', load: 'stop', unload: 'stop' };
 
+const ID_PREFIX = randomBytes(6).toString('base64url');
+let idCounter = 0;
+
+/** Unique ids without a syscall per call: a per-process random prefix and a counter. */
+export function uniqueId(kind: string): string {
+  return `${kind}${ID_PREFIX}${(idCounter++).toString(36).padStart(6, '0')}`;
+}
+
 function callId(): string {
-  return `call_${randomBytes(12).toString('base64url')}`;
+  return uniqueId('call_');
 }
 
 function textOf(content: unknown): { text: string; images: string[] } {
@@ -369,10 +395,10 @@ function ollamaUsage(r: Json): Json | undefined {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
-function ollamaToolCalls(calls: Json[] | undefined): Json[] | undefined {
+function ollamaToolCalls(calls: Json[] | undefined, firstIndex = 0): Json[] | undefined {
   if (!Array.isArray(calls) || calls.length === 0) return undefined;
-  return calls.map((c, index) => ({
-    index,
+  return calls.map((c, i) => ({
+    index: firstIndex + i,
     id: c.id ?? callId(),
     type: 'function',
     function: { name: c.function?.name, arguments: JSON.stringify(c.function?.arguments ?? {}) },
@@ -408,7 +434,8 @@ export class OllamaUpstream implements UpstreamApi {
   async chatStream(target: Target, body: Json, signal: AbortSignal): Promise<ChunkStream> {
     const res = await post(this.pools, target, '/api/chat', toOllamaChat(body, target, true), signal, {});
     let rest = '';
-    let sawToolCalls = false;
+    // Ollama sends parallel tool calls in separate lines; OpenAI clients merge deltas by index
+    let toolIndex = 0;
     const translate = (line: string, out: Json[]): boolean => {
       let r: Json;
       try {
@@ -419,15 +446,21 @@ export class OllamaUpstream implements UpstreamApi {
           nodeFault: true,
         });
       }
+      if (!r || typeof r !== 'object' || Array.isArray(r)) {
+        throw new UpstreamError('protocol', 'Ollama sent a line that is not a JSON object', {
+          retryable: true,
+          nodeFault: true,
+        });
+      }
       if (typeof r.error === 'string') throw streamErrorFrom(r);
       const delta: Json = {};
       const msg = r.message;
       if (msg?.content) delta.content = msg.content;
       if (msg?.thinking) delta.reasoning_content = msg.thinking;
-      const toolCalls = ollamaToolCalls(msg?.tool_calls);
+      const toolCalls = ollamaToolCalls(msg?.tool_calls, toolIndex);
       if (toolCalls) {
         delta.tool_calls = toolCalls;
-        sawToolCalls = true;
+        toolIndex += toolCalls.length;
       }
       if (!r.done) {
         if (delta.content !== undefined || delta.reasoning_content !== undefined || toolCalls)
@@ -436,7 +469,11 @@ export class OllamaUpstream implements UpstreamApi {
       }
       out.push({
         choices: [
-          { index: 0, delta, finish_reason: sawToolCalls ? 'tool_calls' : (FINISH[r.done_reason] ?? 'stop') },
+          {
+            index: 0,
+            delta,
+            finish_reason: toolIndex > 0 ? 'tool_calls' : (FINISH[r.done_reason] ?? 'stop'),
+          },
         ],
       });
       const usage = ollamaUsage(r);

@@ -48,8 +48,9 @@ export function normalizeErrorBody(
   try {
     parsed = JSON.parse(text);
   } catch {
+    // a non-JSON body (an HTML page from a proxy in front of the node) may hold internal details
     return {
-      message: text.trim().slice(0, 500) || `upstream answered HTTP ${status}`,
+      message: `upstream answered HTTP ${status}`,
       type: 'upstream_error',
       param: null,
       code: null,

@@ -1,8 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError, type Logger } from '@pincer/shared';
 import type { ApiKey } from '../config.ts';
-import type { ChunkStream, Json, Target, UpstreamApi } from '../repositories/upstream-client.ts';
+import {
+  type ChunkStream,
+  type Json,
+  type Target,
+  type UpstreamApi,
+  uniqueId,
+} from '../repositories/upstream-client.ts';
 import { UpstreamError } from '../repositories/upstream-errors.ts';
 import type { Limits } from './limits.ts';
 import type { ProxyMetrics } from './metrics.ts';
@@ -99,7 +104,7 @@ const NO_UPSTREAM = (model: string, cause?: UpstreamError | AppError): AppError 
 };
 
 export function completionId(): string {
-  return `chatcmpl-${randomBytes(12).toString('base64url')}`;
+  return uniqueId('chatcmpl-');
 }
 
 /** Runs one OpenAI request against the registry: node choice, retries, fallbacks, limits and accounting. */
@@ -189,7 +194,15 @@ export class ModelCaller {
     run: (model: RegistryModel, node: UpstreamNode) => Promise<T>,
     prepare?: (model: RegistryModel) => void,
   ): Promise<T> {
-    const chain = this.registry.chain(primary);
+    const allowed = ctx.key.models;
+    // a key limited to some models must not be served another one by fallback
+    const chain = allowed
+      ? this.registry
+          .chain(primary)
+          .filter((m) => m === primary || allowed.has(m.id) || m.aliases.some((a) => allowed.has(a)))
+      : this.registry.chain(primary);
+    // retries and fallbacks together never outlast the primary model's total time limit
+    const deadline = ctx.startedAt + primary.providerConfig.timeouts.total_ms;
     let triedAny = false;
     for (const model of chain) {
       const provider = this.providers.get(model.provider)!;
@@ -204,6 +217,7 @@ export class ModelCaller {
       const tries = provider.config.retries.attempts + 1;
       for (let i = 0; i < tries; i++) {
         if (ctx.signal.aborted) throw ctx.signal.reason;
+        if (triedAny && performance.now() > deadline) break;
         // prefer a node not yet tried; allow a repeat when it is the only one left
         const exclude = provider.anyAvailable(Date.now(), state.tried) ? state.tried : undefined;
         let node: UpstreamNode;
@@ -297,7 +311,10 @@ export class ModelCaller {
         node.abandonTrial();
         throw ctx.signal.reason ?? err;
       }
-      if (!(err instanceof UpstreamError)) throw err;
+      if (!(err instanceof UpstreamError)) {
+        node.abandonTrial();
+        throw err;
+      }
       state.waitedMs += performance.now() - t;
       state.lastError = err;
       this.metrics.upstreamErrors.inc({ node: node.id, kind: err.failure });
@@ -328,20 +345,28 @@ export class ModelCaller {
   }
 }
 
-/** Per-attempt timers: connect is undici's; first token, idle gap and total are ours. */
+/**
+ * Per-attempt time limits (connect is undici's): the total, plus for streams the first token and
+ * then the idle gap between chunks. Any of them aborts the attempt's upstream request.
+ */
 class AttemptTimers {
   readonly controller = new AbortController();
   private gap: NodeJS.Timeout | undefined;
-  private total: NodeJS.Timeout | undefined;
-  private readonly unlink: () => void;
-  idleMs: number;
+  private readonly total: NodeJS.Timeout;
+  private readonly parent: AbortSignal;
+  private readonly onParentAbort: () => void;
+  private readonly idleMs: number;
 
-  constructor(parent: AbortSignal, timeouts: { first_token_ms: number; idle_ms: number; total_ms: number }) {
-    const onAbort = () => this.controller.abort(parent.reason);
-    parent.addEventListener('abort', onAbort, { once: true });
-    this.unlink = () => parent.removeEventListener('abort', onAbort);
+  constructor(
+    parent: AbortSignal,
+    timeouts: { first_token_ms: number; idle_ms: number; total_ms: number },
+    stream: boolean,
+  ) {
+    this.parent = parent;
+    this.onParentAbort = () => this.controller.abort(parent.reason);
+    parent.addEventListener('abort', this.onParentAbort, { once: true });
     this.idleMs = timeouts.idle_ms;
-    this.gap = setTimeout(() => this.fire('first token'), timeouts.first_token_ms);
+    if (stream) this.gap = setTimeout(() => this.fire('first token'), timeouts.first_token_ms);
     this.total = setTimeout(() => this.fire('total'), timeouts.total_ms);
   }
 
@@ -362,10 +387,25 @@ class AttemptTimers {
     this.gap?.refresh();
   }
 
+  /** While we wait for a slow client, the upstream's silence is not its fault. */
+  pause(): void {
+    clearTimeout(this.gap);
+  }
+
+  resume(): void {
+    this.gap?.refresh();
+  }
+
+  /** The reason the attempt was aborted by one of our limits, if it was. */
+  get timeout(): UpstreamError | undefined {
+    const r: unknown = this.controller.signal.reason;
+    return r instanceof UpstreamError ? r : undefined;
+  }
+
   clear(): void {
     clearTimeout(this.gap);
     clearTimeout(this.total);
-    this.unlink();
+    this.parent.removeEventListener('abort', this.onParentAbort);
   }
 }
 
@@ -512,7 +552,7 @@ export class ChatService {
           ctx,
           state,
           async (model, node) => {
-            const timers = new AttemptTimers(ctx.signal, model.providerConfig.timeouts);
+            const timers = new AttemptTimers(ctx.signal, model.providerConfig.timeouts, false);
             const t = performance.now();
             try {
               const r = await caller
@@ -523,9 +563,7 @@ export class ChatService {
               served = { model, node };
               return r;
             } catch (err) {
-              throw timers.controller.signal.reason instanceof UpstreamError
-                ? timers.controller.signal.reason
-                : err;
+              throw timers.timeout ?? err;
             } finally {
               timers.clear();
             }
@@ -566,11 +604,23 @@ export class ChatService {
         ctx,
         state,
         (model, node) =>
-          this.stream(model, node, bodies.get(model)!, body, ctx, state, sink, id, limitHeaders, (u, est) => {
-            served = { model, node };
-            usage = u;
-            estimated = est;
-          }),
+          this.stream(
+            model,
+            node,
+            bodies.get(model)!,
+            body,
+            promptTokens,
+            ctx,
+            state,
+            sink,
+            id,
+            limitHeaders,
+            (u, est) => {
+              served = { model, node };
+              usage = u;
+              estimated = est;
+            },
+          ),
         prepare,
       );
       return undefined;
@@ -613,6 +663,7 @@ export class ChatService {
     node: UpstreamNode,
     upstreamBody: Json,
     clientBody: Json,
+    promptTokens: number,
     ctx: CallContext,
     state: Attempts,
     sink: StreamSink,
@@ -621,7 +672,7 @@ export class ChatService {
     done: (usage: Json, estimated: boolean) => void,
   ): Promise<void> {
     const caller = this.caller;
-    const timers = new AttemptTimers(ctx.signal, model.providerConfig.timeouts);
+    const timers = new AttemptTimers(ctx.signal, model.providerConfig.timeouts, true);
     const signal = timers.controller.signal;
     const dispatchAt = performance.now();
     const s: StreamState = {
@@ -634,49 +685,64 @@ export class ChatService {
       outChars: 0,
       finish: null,
     };
-    let upstream: ChunkStream;
+    let upstream: ChunkStream | undefined;
     const pending: Json[] = [];
     try {
       upstream = await caller.api(model).chatStream(caller.target(model, node), upstreamBody, signal);
       // look ahead to the first real token: an error before it can still be retried elsewhere
-      for (;;) {
+      let first = false;
+      while (!first) {
         const batch = await upstream.next();
         if (batch === null) break;
         timers.touch();
-        for (const c of batch) pending.push(c);
-        if (batch.some(meaningful)) break;
+        for (const c of batch) {
+          pending.push(c);
+          if (!first && meaningful(c)) first = true;
+        }
       }
+      if (!first)
+        throw new UpstreamError('protocol', 'upstream ended the stream without a token', {
+          retryable: true,
+          nodeFault: true,
+        });
     } catch (err) {
+      upstream?.cancel();
       timers.clear();
-      throw signal.reason instanceof UpstreamError ? signal.reason : err;
+      throw timers.timeout ?? err;
     }
-    const firstAt = performance.now();
-    timers.firstToken();
-    node.recordSuccess(firstAt - dispatchAt);
-    caller.metrics.ttft.observe(
-      { model: model.id, node: node.id },
-      (firstAt - ctx.startedAt - state.waitedMs) / 1000,
-    );
-    const overheadBefore = dispatchAt - ctx.startedAt - state.waitedMs;
-    let out = '';
-    for (const c of pending) out += normalizeChunk(c, s);
-    sink.start({
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache',
-      'x-accel-buffering': 'no',
-      ...limitHeaders,
-      ...this.servedHeaders({ model, node }, ctx, state),
-      'x-pincer-overhead-ms': (overheadBefore + performance.now() - firstAt).toFixed(3),
-    });
-    if (out) await sink.write(out);
-    caller.metrics.overhead.observe(
-      { endpoint: 'chat_stream' },
-      (overheadBefore + performance.now() - firstAt) / 1000,
-    );
 
-    let chunks = 0;
+    // the commit point: from here on the client has bytes and the attempt is final
+    const estimate = () => ({
+      prompt_tokens: promptTokens,
+      completion_tokens: Math.ceil(s.outChars / 3.5),
+      total_tokens: promptTokens + Math.ceil(s.outChars / 3.5),
+    });
     let failed: string | undefined;
+    let chunks = 0;
+    const firstAt = performance.now();
     try {
+      timers.firstToken();
+      node.recordSuccess(firstAt - dispatchAt);
+      caller.metrics.ttft.observe(
+        { model: model.id, node: node.id },
+        (firstAt - ctx.startedAt - state.waitedMs) / 1000,
+      );
+      const overheadBefore = dispatchAt - ctx.startedAt - state.waitedMs;
+      let out = '';
+      for (const c of pending) out += normalizeChunk(c, s);
+      sink.start({
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        'x-accel-buffering': 'no',
+        ...limitHeaders,
+        ...this.servedHeaders({ model, node }, ctx, state),
+        'x-pincer-overhead-ms': (overheadBefore + performance.now() - firstAt).toFixed(3),
+      });
+      if (out) await this.write(sink, out, timers);
+      caller.metrics.overhead.observe(
+        { endpoint: 'chat_stream' },
+        (overheadBefore + performance.now() - firstAt) / 1000,
+      );
       for (;;) {
         const batch = await upstream.next();
         if (batch === null) break;
@@ -684,19 +750,22 @@ export class ChatService {
         let text = '';
         for (const c of batch) text += normalizeChunk(c, s);
         chunks += batch.length;
-        if (text) await sink.write(text);
+        if (text) await this.write(sink, text, timers);
       }
     } catch (err) {
+      upstream.cancel();
       if (ctx.signal.aborted) {
         timers.clear();
+        // the client left: what was generated still counts
+        done(s.usage ?? estimate(), !s.usage);
         throw ctx.signal.reason ?? err;
       }
-      const reason = signal.reason instanceof UpstreamError ? signal.reason : err;
+      const reason = timers.timeout ?? err;
       failed = reason instanceof Error ? reason.message : String(reason);
-      node.recordFailure(Date.now(), failed);
+      if (!(reason instanceof UpstreamError) || reason.nodeFault) node.recordFailure(Date.now(), failed);
       caller.metrics.upstreamErrors.inc({
         node: node.id,
-        kind: reason instanceof UpstreamError ? reason.failure : 'connect',
+        kind: reason instanceof UpstreamError ? reason.failure : 'protocol',
       });
       caller.log.warn('upstream failed mid-stream', {
         requestId: ctx.requestId,
@@ -707,15 +776,11 @@ export class ChatService {
     } finally {
       timers.clear();
     }
-    const endAt = performance.now();
-    if (chunks > 0) caller.metrics.interToken.observe({ model: model.id }, (endAt - firstAt) / chunks / 1000);
+    if (chunks > 0)
+      caller.metrics.interToken.observe({ model: model.id }, (performance.now() - firstAt) / chunks / 1000);
     const estimated = !s.usage;
-    const promptTokens = estimatePromptTokens(clientBody);
-    const usage = s.usage ?? {
-      prompt_tokens: promptTokens,
-      completion_tokens: Math.ceil(s.outChars / 3.5),
-      total_tokens: promptTokens + Math.ceil(s.outChars / 3.5),
-    };
+    const usage = s.usage ?? estimate();
+    done(usage, estimated);
     let tail = '';
     if (failed) {
       tail += `data: ${JSON.stringify({ error: { message: 'The model stopped before finishing its answer.', type: 'server_error', param: null, code: 'upstream_error' } })}\n\n`;
@@ -731,6 +796,15 @@ export class ChatService {
     }
     await sink.write(tail);
     sink.end();
-    done(usage, estimated);
+  }
+
+  /** Writes to the client; while it applies backpressure the idle timer does not run. */
+  private async write(sink: StreamSink, text: string, timers: AttemptTimers): Promise<void> {
+    const wait = sink.write(text);
+    if (wait) {
+      timers.pause();
+      await wait;
+      timers.resume();
+    }
   }
 }

@@ -29,8 +29,11 @@ export class HealthProber {
       if (r.up) this.log.info('upstream node is up', { node: node.id, detail: r.detail });
       else this.log.warn('upstream node is down', { node: node.id, detail: r.detail });
     }
+    const recovered = r.up && node.probeUp === false;
     node.probeUp = r.up;
     node.probeDetail = r.detail;
+    // requests queued while the node was down can use it now
+    if (recovered) p.dispatch();
   }
 
   probeAll(): Promise<void> {

@@ -120,6 +120,8 @@ export class UpstreamNode {
 
 interface Waiter {
   priority: number;
+  /** Nodes this request already failed on: avoided when another node is free. */
+  exclude: ReadonlySet<UpstreamNode> | undefined;
   seq: number;
   resolve: (node: UpstreamNode) => void;
   reject: (err: Error) => void;
@@ -238,6 +240,7 @@ export class UpstreamProvider {
     return new Promise<UpstreamNode>((resolve, reject) => {
       const waiter: Waiter = {
         priority,
+        exclude,
         seq: this.seq++,
         resolve,
         reject,
@@ -254,6 +257,7 @@ export class UpstreamProvider {
         },
       };
       signal.addEventListener('abort', waiter.onAbort, { once: true });
+      this.scheduleWake(now);
       // higher priority first, then arrival order
       let i = this.waiters.length;
       while (i > 0 && this.waiters[i - 1]!.priority < priority) i--;
@@ -286,22 +290,47 @@ export class UpstreamProvider {
   /** Frees a slot and hands it to the first waiter that a node can now serve. */
   release(node: UpstreamNode): void {
     node.end();
+    this.dispatch();
+  }
+
+  /** Hands free slots to waiters, highest priority first; called on release and when a node recovers. */
+  dispatch(): void {
     while (this.waiters.length) {
       const now = Date.now();
-      const next = this.pick(now);
+      const w = this.waiters[0]!;
+      const next = this.pick(now, w.exclude) ?? this.pick(now);
       if (!next) {
         // nothing can serve the queue any more (every node broke): fail the waiters fast
         if (!this.anyAvailable(now))
-          for (const w of [...this.waiters]) this.failWaiter(w, new NoNodeAvailable(this.id));
+          for (const x of [...this.waiters]) this.failWaiter(x, new NoNodeAvailable(this.id));
+        else this.scheduleWake(now);
         return;
       }
-      const w = this.waiters.shift()!;
+      this.waiters.shift();
       this.onQueueChange(this.id, this.waiters.length);
       clearTimeout(w.timer);
       w.signal.removeEventListener('abort', w.onAbort);
       next.begin(now);
       w.resolve(next);
     }
+  }
+
+  private wake: NodeJS.Timeout | undefined;
+
+  /** Waiters are woken when an open node's cooldown ends, not only when a slot is released. */
+  private scheduleWake(now: number): void {
+    if (this.wake) return;
+    let at = Number.POSITIVE_INFINITY;
+    for (const n of this.nodes) if (n.breaker === 'open' && n.openUntil > now) at = Math.min(at, n.openUntil);
+    if (at === Number.POSITIVE_INFINITY) return;
+    this.wake = setTimeout(
+      () => {
+        this.wake = undefined;
+        this.dispatch();
+      },
+      at - now + 1,
+    );
+    this.wake.unref();
   }
 
   private failWaiter(w: Waiter, err: Error): void {
