@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import path from 'node:path';
 import {
   CONFIG_SECTIONS,
@@ -232,7 +232,7 @@ export interface ProxyConfig {
   models: ModelsFile;
 }
 
-export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+export const sha256 = (s: string): string => hash('sha256', s, 'hex');
 
 /** Reads and validates the environment, models.yml and config.yaml; throws ConfigError listing every problem. */
 export function loadConfig(env: Env = process.env): ProxyConfig {

@@ -1,10 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '@pincer/shared';
-import { Redis } from 'ioredis';
 import type { ProxyConfig } from './config.ts';
 import { createHandler } from './http/routes.ts';
-import { RateLimitStore } from './repositories/rate-limits.ts';
+import { connectRateLimitStore, type RateLimitStore } from './repositories/rate-limits.ts';
 import { OllamaUpstream, OpenAIUpstream, UpstreamPools } from './repositories/upstream-client.ts';
 import { KeyRing } from './services/auth.ts';
 import { ChatService, ModelCaller } from './services/chat.ts';
@@ -26,7 +25,7 @@ export interface ProxyHandle {
 }
 
 /** Builds the model-calling machinery without an HTTP server (used by the server and by test-model). */
-export function buildCaller(config: ProxyConfig, log: Logger, redis?: Redis) {
+export function buildCaller(config: ProxyConfig, log: Logger, limitStore?: RateLimitStore) {
   const registry = new Registry(config.models);
   const providers = new Map<string, UpstreamProvider>();
   for (const [id, p] of Object.entries(config.models.providers)) {
@@ -35,7 +34,7 @@ export function buildCaller(config: ProxyConfig, log: Logger, redis?: Redis) {
   const metrics = createProxyMetrics(() => providers.values());
   const pools = new UpstreamPools();
   const apis = { openai: new OpenAIUpstream(pools), ollama: new OllamaUpstream(pools) };
-  const limits = new Limits(redis && new RateLimitStore(redis, config.redisPrefix), metrics, log);
+  const limits = new Limits(limitStore, metrics, log);
   const caller = new ModelCaller({ registry, providers, apis, metrics, limits, log });
   const prober = new HealthProber([...providers.values()], apis, log);
   return { registry, providers, metrics, pools, apis, limits, caller, prober };
@@ -47,27 +46,11 @@ export async function startProxy(
   log: Logger,
   opts: { host?: string; port?: number } = {},
 ): Promise<ProxyHandle> {
-  const needsRedis = config.apiKeys.some((k) => k.rpm || k.tpm);
-  // Only keys with limits need Redis; without it the proxy has no dependency but its upstreams.
-  const redis = needsRedis
-    ? new Redis(config.redisUrl, {
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        connectTimeout: 2000,
-        // a hung Redis must not hang requests: limits fail open after 250 ms
-        commandTimeout: 250,
-        lazyConnect: true,
-      })
+  // Only keys with limits need Redis; without them the proxy depends on nothing but its upstreams.
+  const limitStore = config.apiKeys.some((k) => k.rpm || k.tpm)
+    ? await connectRateLimitStore(config.redisUrl, config.redisPrefix, log)
     : undefined;
-  if (redis) {
-    redis.on('error', (err) => log.debug('redis error', { error: err.message }));
-    await redis
-      .connect()
-      .catch((err: Error) =>
-        log.warn('redis unreachable at start; limits fail open until it is back', { error: err.message }),
-      );
-  }
-  const parts = buildCaller(config, log, redis);
+  const parts = buildCaller(config, log, limitStore);
   const { registry, providers, metrics, caller, prober, pools } = parts;
   const chat = new ChatService(caller);
   const embeddings = new EmbeddingsService(caller);
@@ -85,13 +68,13 @@ export async function startProxy(
       const now = Date.now();
       const nodes = [...providers.values()].flatMap((p) => p.nodes);
       const usable = nodes.filter((n) => n.probeUp !== false && n.available(now));
-      const redisOk = !redis || redis.status === 'ready';
+      const redisOk = !limitStore || limitStore.status === 'ready';
       return {
         ready: usable.length > 0 && redisOk,
         detail: {
           nodes_usable: usable.length,
           nodes_total: nodes.length,
-          redis: redis ? redis.status : 'not used',
+          redis: limitStore ? limitStore.status : 'not used',
         },
       };
     },
@@ -142,7 +125,7 @@ export async function startProxy(
       server.closeAllConnections();
       prober.stop();
       await pools.close();
-      if (redis) await redis.quit().catch(() => redis.disconnect());
+      await limitStore?.close();
       log.info('llm-proxy stopped');
     })());
 

@@ -68,6 +68,9 @@ describe('packaging: compose, Dockerfile and the start contract agree', () => {
     assert.match(dockerfile, /npm ci --omit=dev/);
     const cmd = /^CMD \[(.*)\]$/m.exec(dockerfile)![1]!;
     assert.match(cmd, /"services\/llm-proxy\/dist\/main\.js"/);
+    // the image and `npm start` run with the same V8 settings
+    const pkg = JSON.parse(read('services/llm-proxy/package.json'));
+    for (const flag of cmd.match(/"--[^"]+"/g)!.map((f) => f.slice(1, -1))) assert.ok(pkg.scripts.start.includes(flag), `npm start lacks ${flag}`);
   });
 
   it('the built dist/ runs as the image runs it (no source condition) and stops cleanly on SIGTERM', async () => {

@@ -1,3 +1,4 @@
+import type { Logger } from '@pincer/shared';
 import type { Redis } from 'ioredis';
 
 // Sliding-window estimate over two fixed one-minute windows: count = current + previous * (1 - elapsed).
@@ -36,6 +37,15 @@ export interface LimitDecision {
 export class RateLimitStore {
   private readonly redis: Redis;
   private readonly prefix: string;
+
+  /** ioredis's connection state ('ready' when usable). */
+  get status(): string {
+    return this.redis.status;
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
 
   constructor(redis: Redis, prefix: string) {
     this.redis = redis;
@@ -81,4 +91,31 @@ export class RateLimitStore {
     const { k } = this.keys(name, now);
     await this.redis.multi().incrby(k[2]!, Math.round(delta)).pexpire(k[2]!, 130_000).exec();
   }
+}
+
+/**
+ * Connects to Redis for the limits (ioredis is loaded only when some key has limits). Commands time
+ * out after 250 ms and are not queued while disconnected, so a hung or absent Redis fails the
+ * limits open instead of holding requests.
+ */
+export async function connectRateLimitStore(
+  url: string,
+  prefix: string,
+  log: Logger,
+): Promise<RateLimitStore> {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    commandTimeout: 250,
+    lazyConnect: true,
+  });
+  redis.on('error', (err) => log.debug('redis error', { error: err.message }));
+  await redis
+    .connect()
+    .catch((err: Error) =>
+      log.warn('redis unreachable at start; limits fail open until it is back', { error: err.message }),
+    );
+  return new RateLimitStore(redis, prefix);
 }

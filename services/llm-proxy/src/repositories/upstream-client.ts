@@ -38,7 +38,11 @@ const MAX_ERROR_BODY = 64 * 1024;
 export class UpstreamPools {
   private readonly pools = new Map<string, Pool>();
 
+  private readonly byUrl = new Map<string, { pool: Pool; base: string }>();
+
   get(url: string, provider: ProviderConfig): { pool: Pool; base: string } {
+    const known = this.byUrl.get(url);
+    if (known) return known;
     const u = new URL(url);
     let pool = this.pools.get(u.origin);
     if (!pool) {
@@ -54,12 +58,15 @@ export class UpstreamPools {
       });
       this.pools.set(u.origin, pool);
     }
-    return { pool, base: u.pathname.replace(/\/+$/, '') };
+    const entry = { pool, base: u.pathname.replace(/\/+$/, '') };
+    this.byUrl.set(url, entry);
+    return entry;
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => p.destroy())));
     this.pools.clear();
+    this.byUrl.clear();
   }
 }
 
@@ -71,8 +78,8 @@ async function readLimited(body: AsyncIterable<Buffer>, limit: number): Promise<
   return out.slice(0, limit);
 }
 
-/** POSTs JSON; returns the response on 2xx, throws a classified UpstreamError otherwise. */
-async function post(
+/** POSTs JSON for a streamed answer; returns the response on 2xx, throws a classified UpstreamError otherwise. */
+async function postStream(
   pools: UpstreamPools,
   target: Target,
   path: string,
@@ -108,25 +115,86 @@ async function post(
   throw statusError(res.statusCode, text);
 }
 
-async function readJson(
-  res: { body: AsyncIterable<Buffer> & { text(): Promise<string> } },
-  signal: AbortSignal,
-): Promise<Json> {
-  let text: string;
-  try {
-    text = await res.body.text();
-  } catch (err) {
-    throw transportError(signal.aborted ? (signal.reason ?? err) : err);
-  }
+function parseJsonObject(text: string): Json {
   try {
     const parsed = JSON.parse(text);
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed;
   } catch {
     // fall through
   }
-  throw new UpstreamError('protocol', 'upstream sent a body that is not JSON', {
+  throw new UpstreamError('protocol', 'upstream sent a body that is not a JSON object', {
     retryable: true,
     nodeFault: true,
+  });
+}
+
+/**
+ * POSTs JSON and reads a JSON object back. Uses undici's dispatch() with a small handler: no
+ * Readable stream and no async resource per response, which request() costs on every call.
+ */
+function postJson(
+  pools: UpstreamPools,
+  target: Target,
+  path: string,
+  payload: Json,
+  signal: AbortSignal,
+  extraHeaders: Record<string, string>,
+): Promise<Json> {
+  const { pool, base } = pools.get(target.url, target.provider);
+  return new Promise<Json>((resolve, reject) => {
+    if (signal.aborted) return reject(transportError(signal.reason));
+    let status = 0;
+    let size = 0;
+    const parts: Buffer[] = [];
+    let controller: { abort(reason: Error): void } | undefined;
+    const onAbort = () => controller?.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settle = () => signal.removeEventListener('abort', onAbort);
+    pool.dispatch(
+      {
+        method: 'POST',
+        path: base + path,
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          ...target.provider.headers,
+          ...extraHeaders,
+        },
+        body: JSON.stringify(payload),
+      },
+      {
+        onRequestStart(c) {
+          controller = c;
+          if (signal.aborted) c.abort(signal.reason);
+        },
+        onResponseStart(_c, statusCode) {
+          status = statusCode;
+        },
+        onResponseData(_c, chunk) {
+          // error bodies are only read far enough to classify them
+          if (status < 300 || size < MAX_ERROR_BODY) {
+            parts.push(chunk);
+            size += chunk.length;
+          }
+        },
+        onResponseEnd() {
+          settle();
+          const text =
+            parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8');
+          if (status >= 200 && status < 300) {
+            try {
+              resolve(parseJsonObject(text));
+            } catch (err) {
+              reject(err);
+            }
+          } else reject(statusError(status, text.slice(0, MAX_ERROR_BODY)));
+        },
+        onResponseError(_c, err) {
+          settle();
+          reject(transportError(signal.aborted ? (signal.reason ?? err) : err));
+        },
+      },
+    );
   });
 }
 
@@ -206,16 +274,21 @@ export class OpenAIUpstream implements UpstreamApi {
   }
 
   async chat(target: Target, body: Json, signal: AbortSignal): Promise<Json> {
-    const res = await post(this.pools, target, '/chat/completions', body, signal, this.auth(target));
-    return readJson(res, signal);
+    return postJson(this.pools, target, '/chat/completions', body, signal, this.auth(target));
   }
 
   async chatStream(target: Target, body: Json, signal: AbortSignal): Promise<ChunkStream> {
-    const res = await post(this.pools, target, '/chat/completions', body, signal, this.auth(target));
+    const res = await postStream(this.pools, target, '/chat/completions', body, signal, this.auth(target));
     const contentType = String(res.headers['content-type'] ?? '');
     if (!contentType.includes('text/event-stream')) {
       // some servers answer an error as JSON with status 200 when streaming
-      const json = await readJson(res, signal);
+      let text: string;
+      try {
+        text = await readLimited(res.body, MAX_ERROR_BODY);
+      } catch (err) {
+        throw transportError(signal.aborted ? (signal.reason ?? err) : err);
+      }
+      const json = parseJsonObject(text);
       if (json.error || json.object === 'error') throw streamErrorFrom(json);
       throw new UpstreamError('protocol', `upstream did not stream (content-type ${contentType || 'none'})`, {
         retryable: true,
@@ -265,8 +338,7 @@ export class OpenAIUpstream implements UpstreamApi {
   }
 
   async embeddings(target: Target, body: Json, signal: AbortSignal): Promise<Json> {
-    const res = await post(this.pools, target, '/embeddings', body, signal, this.auth(target));
-    return readJson(res, signal);
+    return postJson(this.pools, target, '/embeddings', body, signal, this.auth(target));
   }
 
   async probe(target: Target, signal: AbortSignal): Promise<{ up: boolean; detail: string }> {
@@ -414,8 +486,7 @@ export class OllamaUpstream implements UpstreamApi {
   }
 
   async chat(target: Target, body: Json, signal: AbortSignal): Promise<Json> {
-    const res = await post(this.pools, target, '/api/chat', toOllamaChat(body, target, false), signal, {});
-    const r = await readJson(res, signal);
+    const r = await postJson(this.pools, target, '/api/chat', toOllamaChat(body, target, false), signal, {});
     if (typeof r.error === 'string') throw streamErrorFrom(r);
     const toolCalls = ollamaToolCalls(r.message?.tool_calls);
     const message: Json = { role: 'assistant', content: r.message?.content ?? '' };
@@ -432,7 +503,14 @@ export class OllamaUpstream implements UpstreamApi {
   }
 
   async chatStream(target: Target, body: Json, signal: AbortSignal): Promise<ChunkStream> {
-    const res = await post(this.pools, target, '/api/chat', toOllamaChat(body, target, true), signal, {});
+    const res = await postStream(
+      this.pools,
+      target,
+      '/api/chat',
+      toOllamaChat(body, target, true),
+      signal,
+      {},
+    );
     let rest = '';
     // Ollama sends parallel tool calls in separate lines; OpenAI clients merge deltas by index
     let toolIndex = 0;
@@ -522,8 +600,7 @@ export class OllamaUpstream implements UpstreamApi {
       options: { num_ctx: target.contextWindow },
     };
     if (body.dimensions != null) req.dimensions = body.dimensions;
-    const res = await post(this.pools, target, '/api/embed', req, signal, {});
-    const r = await readJson(res, signal);
+    const r = await postJson(this.pools, target, '/api/embed', req, signal, {});
     if (!Array.isArray(r.embeddings))
       throw new UpstreamError('protocol', 'Ollama sent no embeddings', { retryable: true, nodeFault: true });
     const tokens = r.prompt_eval_count ?? 0;
