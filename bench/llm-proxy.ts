@@ -164,12 +164,15 @@ async function main() {
   );
   writeFileSync(path.join(dir, 'config.yaml'), stringify({ llm_proxy: {} }));
   // the proxy runs from dist/, as the image runs it
-  const proxy = start(['--max-semi-space-size=8', '--enable-source-maps', 'services/llm-proxy/dist/main.js'], {
-    PORT: String(proxyPort),
-    PINCER_CONFIG_DIR: dir,
-    LLM_PROXY_API_KEY: KEY,
-    LOG_LEVEL: 'warn',
-  });
+  const proxy = start(
+    ['--max-semi-space-size=8', '--enable-source-maps', 'services/llm-proxy/dist/main.js'],
+    {
+      PORT: String(proxyPort),
+      PINCER_CONFIG_DIR: dir,
+      LLM_PROXY_API_KEY: KEY,
+      LOG_LEVEL: 'warn',
+    },
+  );
   const proxyUrl = `http://127.0.0.1:${proxyPort}`;
   await waitHttp(`${proxyUrl}/readyz`, proxy, 'llm-proxy');
   const idleRss = rssMB(proxy.pid!);
@@ -221,12 +224,15 @@ async function main() {
     body: JSON.stringify({ reply: { delayMs: 20 } }),
   });
   // a fresh proxy process, so its memory reflects this load and not the zero-latency one
-  const proxy2 = start(['--max-semi-space-size=8', '--enable-source-maps', 'services/llm-proxy/dist/main.js'], {
-    PORT: String(proxyPort + 1),
-    PINCER_CONFIG_DIR: dir,
-    LLM_PROXY_API_KEY: KEY,
-    LOG_LEVEL: 'warn',
-  });
+  const proxy2 = start(
+    ['--max-semi-space-size=8', '--enable-source-maps', 'services/llm-proxy/dist/main.js'],
+    {
+      PORT: String(proxyPort + 1),
+      PINCER_CONFIG_DIR: dir,
+      LLM_PROXY_API_KEY: KEY,
+      LOG_LEVEL: 'warn',
+    },
+  );
   await waitHttp(`http://127.0.0.1:${proxyPort + 1}/readyz`, proxy2, 'second llm-proxy');
   const via2 = `http://127.0.0.1:${proxyPort + 1}/v1/chat/completions`;
   const dSlow = await load(direct, UPSTREAM_BODY, { concurrency: 64, seconds, auth: false });

@@ -68,9 +68,13 @@ describe('packaging: compose, Dockerfile and the start contract agree', () => {
     assert.match(dockerfile, /npm ci --omit=dev/);
     const cmd = /^CMD \[(.*)\]$/m.exec(dockerfile)![1]!;
     assert.match(cmd, /"services\/llm-proxy\/dist\/main\.js"/);
+    // the test-model command in the image runs a file the build produces
+    const wrapped = /exec node \/app\/(services\/llm-proxy\/dist\/cli\/test-model\.js)/.exec(dockerfile)?.[1];
+    assert.ok(wrapped && existsSync(path.join(root, wrapped)), 'test-model wrapper points at a built file');
     // the image and `npm start` run with the same V8 settings
     const pkg = JSON.parse(read('services/llm-proxy/package.json'));
-    for (const flag of cmd.match(/"--[^"]+"/g)!.map((f) => f.slice(1, -1))) assert.ok(pkg.scripts.start.includes(flag), `npm start lacks ${flag}`);
+    for (const flag of cmd.match(/"--[^"]+"/g)!.map((f) => f.slice(1, -1)))
+      assert.ok(pkg.scripts.start.includes(flag), `npm start lacks ${flag}`);
   });
 
   it('the built dist/ runs as the image runs it (no source condition) and stops cleanly on SIGTERM', async () => {
