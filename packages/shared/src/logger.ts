@@ -36,20 +36,22 @@ export function redact(value: unknown, logContent: boolean, secrets: readonly st
     };
   if (Array.isArray(value)) return value.map((v) => redact(v, logContent, secrets, depth + 1));
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    if (
-      SECRET_KEY.test(k) &&
-      v !== undefined &&
-      v !== null &&
-      typeof v !== 'boolean' &&
-      typeof v !== 'number'
-    )
-      out[k] = '[redacted]';
-    else if (!logContent && CONTENT_KEY.test(k) && v !== undefined && v !== null)
-      out[k] = `[content redacted, ${lengthOf(v)} chars]`;
-    else out[k] = redact(v, logContent, secrets, depth + 1);
-  }
+  for (const [k, v] of Object.entries(value)) out[k] = redactField(k, v, logContent, secrets, depth + 1);
   return out;
+}
+
+/** One field of a log line: secret-named fields and (unless allowed) message content are replaced. */
+function redactField(
+  key: string,
+  v: unknown,
+  logContent: boolean,
+  secrets: readonly string[],
+  depth: number,
+): unknown {
+  if (v === undefined || v === null) return v;
+  if (SECRET_KEY.test(key) && typeof v !== 'boolean' && typeof v !== 'number') return '[redacted]';
+  if (!logContent && CONTENT_KEY.test(key)) return `[content redacted, ${lengthOf(v)} chars]`;
+  return redact(v, logContent, secrets, depth);
 }
 
 function lengthOf(v: unknown): number {
@@ -64,21 +66,9 @@ export function redactString(s: string, secrets: readonly string[]): string {
 
 const redactFormat = winston.format((info, opts) => {
   const { logContent, secrets } = opts as { logContent: boolean; secrets: string[] };
-  for (const key of Object.keys(info)) {
-    if (key === 'level') continue;
-    const v = info[key];
-    if (
-      SECRET_KEY.test(key) &&
-      v !== undefined &&
-      v !== null &&
-      typeof v !== 'boolean' &&
-      typeof v !== 'number'
-    )
-      info[key] = '[redacted]';
-    else if (!logContent && CONTENT_KEY.test(key) && v !== undefined && v !== null)
-      info[key] = `[content redacted, ${lengthOf(v)} chars]`;
-    else info[key] = redact(v, logContent, secrets);
-  }
+  // top-level fields are replaced in place: winston's info object carries symbols we must keep
+  for (const key of Object.keys(info))
+    if (key !== 'level') info[key] = redactField(key, info[key], logContent, secrets, 0);
   return info;
 });
 
