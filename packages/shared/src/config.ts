@@ -153,6 +153,8 @@ export function validateConfig<S extends z.ZodType>(
   schema: S,
   source: Pick<YamlSource, 'file' | 'data' | 'lineOf'>,
   problems: ConfigProblem[],
+  /** Where `source.data` sits in its file, when it is a part of it (problem paths are prefixed). */
+  prefix: (string | number)[] = [],
 ): z.output<S> | undefined {
   if (source.data === undefined) return undefined;
   const result = schema.safeParse(source.data);
@@ -164,7 +166,12 @@ export function validateConfig<S extends z.ZodType>(
       message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (a typo?)`;
     // an unknown key is best located at the key itself
     const at = issue.code === 'unrecognized_keys' ? [...path, issue.keys[0]!] : path;
-    problems.push({ file: source.file, line: source.lineOf(at), path: pathString(path), message });
+    problems.push({
+      file: source.file,
+      line: source.lineOf(at),
+      path: pathString([...prefix, ...path]),
+      message,
+    });
   }
   return undefined;
 }
@@ -202,6 +209,9 @@ export function deepFreeze<T>(value: T): T {
  */
 export const CONFIG_SECTIONS = [
   'system',
+  'access',
+  'security',
+  'audit',
   'llm_proxy',
   'core',
   'telegram',

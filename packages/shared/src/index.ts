@@ -3,3 +3,5 @@ export * from './errors.ts';
 export * from './logger.ts';
 export * from './metrics.ts';
 export * from './queues.ts';
+export * from './messages.ts';
+export * from './tokens.ts';

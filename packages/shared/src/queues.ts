@@ -6,6 +6,8 @@ export const QueueName = {
   Inbound: 'inbound',
   OutboundTelegram: 'outbound-telegram',
   OutboundFeishu: 'outbound-feishu',
+  /** core's periodic jobs (audit retention, pairing expiry) */
+  CoreMaintenance: 'core-maintenance',
 } as const;
 export type QueueName = (typeof QueueName)[keyof typeof QueueName];
 

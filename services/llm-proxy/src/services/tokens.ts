@@ -1,14 +1,7 @@
+import { estimateTokens } from '@pincer/shared';
 import type { Json } from '../repositories/upstream-client.ts';
 
-// CJK, kana, hangul: roughly one token per character; other scripts roughly four characters per token
-const WIDE = /[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]/g;
-
-/** A quick, deliberately generous token estimate for text (used only when the upstream reports none). */
-export function estimateTokens(text: string): number {
-  if (!text) return 0;
-  const wide = text.match(WIDE)?.length ?? 0;
-  return wide + Math.ceil((text.length - wide) / 3.5);
-}
+export { estimateTokens };
 
 function contentLength(content: unknown): string {
   if (typeof content === 'string') return content;
