@@ -1,0 +1,132 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '@pincer/shared';
+import type { CoreConfig } from './config.ts';
+import { createApp } from './http/app.ts';
+import { inboundHandler } from './jobs/inbound.ts';
+import { maintenanceHandler } from './jobs/maintenance.ts';
+import { createPool, type Db } from './repositories/db.ts';
+import { LlmClient } from './repositories/llm.ts';
+import { migrationStatus } from './repositories/migrations.ts';
+import {
+  inboundWorker,
+  maintenanceQueue,
+  maintenanceWorker,
+  OutboundPublisher,
+  redisConnection,
+} from './repositories/queues.ts';
+import { Signals } from './repositories/signals.ts';
+import { Engine } from './services/engine.ts';
+import { createCoreMetrics } from './services/metrics.ts';
+
+export interface CoreHandle {
+  server: Server;
+  url: string;
+  engine: Engine;
+  db: Db;
+  shutdown(deadlineMs?: number): Promise<void>;
+}
+
+/** Thrown when the database schema is not what this build needs (pending or edited migrations). */
+export class SchemaNotReady extends Error {}
+
+/** Starts core: checks the schema, then the inbound workers, the maintenance job and the HTTP API. */
+export async function startCore(
+  config: CoreConfig,
+  log: Logger,
+  opts: { host?: string; port?: number; workers?: boolean } = {},
+): Promise<CoreHandle> {
+  const db = createPool(config.databaseUrl, config.maxConcurrency * 2 + 10);
+  const status = await migrationStatus(db);
+  if (status.pending.length || status.changed.length) {
+    await db.end();
+    const what = status.pending.length
+      ? `${status.pending.length} migration(s) pending (${status.pending.map((m) => `${m.version}_${m.name}`).join(', ')}): run \`npm run migrate -w services/core\` (compose runs the migrate service first)`
+      : `applied migration file(s) were edited afterwards: ${status.changed.join(', ')}`;
+    throw new SchemaNotReady(`the database schema is not ready: ${what}`);
+  }
+  const redis = redisConnection(config.redisUrl);
+  const subscriber = redisConnection(config.redisUrl);
+  const metrics = createCoreMetrics();
+  const llm = new LlmClient(config.llmProxyUrl, config.llmProxyKey);
+  const outbound = new OutboundPublisher(redis, config.redisPrefix);
+  const signals = new Signals(redis, subscriber, config.redisPrefix);
+  await signals.start();
+  const engine = new Engine({ config, db, llm, outbound, signals, metrics, log });
+
+  const workers: { close(force?: boolean): Promise<void> }[] = [];
+  if (opts.workers !== false) {
+    const inbound = inboundWorker(
+      redis,
+      config.redisPrefix,
+      config.maxConcurrency,
+      config.jobLockMs,
+      inboundHandler(engine, metrics, log),
+    );
+    inbound.on('failed', (job, err) => {
+      if (job && err.name !== 'DelayedError')
+        log.warn('inbound job failed', { jobId: job.id, attempts: job.attemptsMade, error: err.message });
+    });
+    inbound.on('error', (err) => log.error('inbound worker error', { error: err.message }));
+    const maintenance = maintenanceQueue(redis, config.redisPrefix);
+    await maintenance.upsertJobScheduler('hourly', { every: 3_600_000 }, { name: 'upkeep' });
+    const upkeep = maintenanceWorker(redis, config.redisPrefix, maintenanceHandler(db, config, log));
+    upkeep.on('error', (err) => log.error('maintenance worker error', { error: err.message }));
+    workers.push(inbound, upkeep);
+    await maintenance.close();
+  }
+
+  const app = createApp({
+    db,
+    config,
+    log,
+    metrics: metrics.registry,
+    chat: engine,
+    health: async () => {
+      const [postgres, redisOk] = await Promise.all([
+        db.query('SELECT 1').then(
+          () => true,
+          () => false,
+        ),
+        redis.ping().then(
+          () => true,
+          () => false,
+        ),
+      ]);
+      return { postgres, redis: redisOk };
+    },
+  });
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? config.port, opts.host ?? '0.0.0.0', () => resolve());
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  log.info('core listening', {
+    port: (server.address() as AddressInfo).port,
+    workers: opts.workers !== false,
+    concurrency: config.maxConcurrency,
+  });
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (deadlineMs = 25_000) =>
+    (closing ??= (async () => {
+      log.info('core shutting down');
+      server.close();
+      server.closeIdleConnections();
+      // finish the replies in flight, up to the deadline; unfinished jobs are taken over by another process
+      const closeWorkers = Promise.all(workers.map((w) => w.close()));
+      const timedOut = await Promise.race([
+        closeWorkers.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref()),
+      ]);
+      if (timedOut) await Promise.all(workers.map((w) => w.close(true)));
+      server.closeAllConnections();
+      await outbound.close();
+      await signals.close();
+      await redis.quit().catch(() => redis.disconnect());
+      await db.end();
+      log.info('core stopped');
+    })());
+  return { server, url, engine, db, shutdown };
+}

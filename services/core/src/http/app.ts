@@ -1,0 +1,151 @@
+import { randomUUID } from 'node:crypto';
+import { AppError, prom, requestIdFrom, toAppError } from '@pincer/shared';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { authorize, createAuthenticator } from './auth.ts';
+import { parsePart, RESPONDED, type Route } from './route.ts';
+import { routes } from './routes/index.ts';
+import type { Caller, HttpDeps } from './types.ts';
+
+export type { Caller, HttpDeps, RestChat, RestChatRequest, RestChatResult } from './types.ts';
+export { routes } from './routes/index.ts';
+
+const MAX_BODY = '1mb';
+
+/** Per-request state kept on res.locals. */
+interface Locals {
+  requestId: string;
+  caller?: Caller;
+}
+const locals = (res: Response) => res.locals as Locals;
+
+function httpMetrics(registry: prom.Registry) {
+  const requests =
+    (registry.getSingleMetric('pincer_http_requests_total') as
+      prom.Counter<'method' | 'route' | 'status'> | undefined) ??
+    new prom.Counter({
+      name: 'pincer_http_requests_total',
+      help: 'HTTP requests to core by route and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    });
+  const duration =
+    (registry.getSingleMetric('pincer_http_request_duration_seconds') as
+      prom.Histogram<'method' | 'route'> | undefined) ??
+    new prom.Histogram({
+      name: 'pincer_http_request_duration_seconds',
+      help: 'Time to answer HTTP requests to core (streams: until the stream ends).',
+      labelNames: ['method', 'route'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 300],
+      registers: [registry],
+    });
+  return { requests, duration };
+}
+
+/** The HTTP API: health, metrics, the OpenAPI document and /api/v1, all from the route table. */
+export function createApp(deps: HttpDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const auth = createAuthenticator(deps.db, deps.config.adminToken, deps.log);
+  const metrics = httpMetrics(deps.metrics);
+  const json = express.json({ limit: MAX_BODY });
+
+  app.use((req, res, next) => {
+    const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID);
+    res.locals.requestId = requestId;
+    res.setHeader('x-request-id', requestId);
+    const startedAt = performance.now();
+    res.on('close', () => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      const seconds = (performance.now() - startedAt) / 1000;
+      const status = res.writableFinished ? res.statusCode : 499;
+      metrics.requests.inc({ method: req.method, route, status });
+      metrics.duration.observe({ method: req.method, route }, seconds);
+      const quiet = route === '/healthz' || route === '/metrics';
+      deps.log.log(quiet ? 'debug' : 'info', 'http request', {
+        requestId,
+        method: req.method,
+        route,
+        status,
+        ms: Math.round(seconds * 1000),
+        caller: locals(res).caller?.name,
+      });
+    });
+    next();
+  });
+
+  for (const r of routes) app[r.method](r.path, ...chain(r));
+
+  app.use((req: Request) => {
+    throw new AppError(404, 'not_found', `No route for ${req.method} ${req.path}.`);
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = fromExpress(err);
+    if (e.status >= 500)
+      deps.log.error('request failed', {
+        requestId: locals(res).requestId,
+        route: req.path,
+        error: (err as Error)?.message,
+        stack: (err as Error)?.stack,
+      });
+    if (res.headersSent || res.destroyed) {
+      if (!res.writableEnded) res.end();
+      return;
+    }
+    res
+      .status(e.status)
+      .set(e.headers ?? {})
+      .json({ error: { code: e.code, message: e.message } });
+  });
+  return app;
+
+  /** Authentication (before the body is read: an unauthenticated client costs nothing), body, validation, handler. */
+  function chain(r: Route): RequestHandler[] {
+    const handlers: RequestHandler[] = [];
+    if (r.roles !== 'public') {
+      const roles = r.roles;
+      handlers.push(async (req, res, next) => {
+        const caller = await auth.authenticate(req.headers.authorization);
+        locals(res).caller = caller;
+        authorize(caller, roles);
+        next();
+      });
+    }
+    if (r.body) {
+      handlers.push((req, _res, next) => {
+        const hasBody =
+          req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+        if (hasBody && !req.is('application/json'))
+          throw new AppError(415, 'unsupported_media_type', 'Send the body as application/json.');
+        next();
+      }, json);
+    }
+    handlers.push(async (req, res) => {
+      const out = await r.handler({
+        params: r.params ? parsePart(r.params, req.params, 'path') : undefined,
+        query: r.query ? parsePart(r.query, req.query, 'query') : undefined,
+        body: r.body ? parsePart(r.body, req.body ?? {}, 'body') : undefined,
+        caller: locals(res).caller,
+        deps,
+        req,
+        res,
+        requestId: locals(res).requestId,
+      });
+      if (out === RESPONDED || res.destroyed) return;
+      const status = r.response.status ?? 200;
+      if (status === 204) res.status(204).end();
+      else res.status(status).json(out);
+    });
+    return handlers;
+  }
+}
+
+/** Body-parser failures as clear client errors; everything else through toAppError. */
+function fromExpress(err: unknown): AppError {
+  const type = (err as { type?: string } | undefined)?.type;
+  if (type === 'entity.parse.failed')
+    return new AppError(400, 'invalid_json', 'The request body is not valid JSON.');
+  if (type === 'entity.too.large')
+    return new AppError(413, 'request_too_large', 'The request body is larger than 1 MB.');
+  return toAppError(err);
+}

@@ -1,0 +1,60 @@
+import type { Logger, prom } from '@pincer/shared';
+import type { CoreConfig } from '../config.ts';
+import type { Db } from '../repositories/db.ts';
+import type { Role } from '../repositories/keys.ts';
+
+export interface RestChatRequest {
+  caller: { userId: number; isAdmin: boolean };
+  /** Continue an existing REST ('api' platform) conversation. */
+  conversationId?: string;
+  model?: string;
+  /** The new user message. */
+  message?: string;
+  /** Or a whole history (new conversation only); the last must be role user. */
+  messages?: { role: 'system' | 'user' | 'assistant'; content: string }[];
+  requestId: string;
+}
+
+export interface RestChatResult {
+  conversation_id: string;
+  message_id: number;
+  reply: {
+    content: string;
+    status: 'complete' | 'stopped' | 'failed';
+    model: string | null;
+    usage: { prompt_tokens: number; completion_tokens: number } | null;
+    latency_ms: number;
+    ttft_ms: number | null;
+  };
+}
+
+export interface RestChat {
+  /**
+   * Answers one message. Streams text deltas through `onDelta` when given; throws AppError
+   * (404 unknown conversation, 403 not the caller's, 400 bad input).
+   */
+  chat(
+    req: RestChatRequest,
+    onDelta: ((text: string) => void) | undefined,
+    signal: AbortSignal,
+  ): Promise<RestChatResult>;
+}
+
+export interface HttpDeps {
+  db: Db;
+  config: CoreConfig;
+  log: Logger;
+  metrics: prom.Registry;
+  health: () => Promise<{ postgres: boolean; redis: boolean }>;
+  chat: RestChat;
+}
+
+/** Who is calling: the bootstrap admin token or an API key, and the user it acts as. */
+export interface Caller {
+  /** API key id, or 'admin-token'. */
+  id: string;
+  /** Key name, recorded as the actor in the audit log. */
+  name: string;
+  role: Role;
+  userId: number;
+}

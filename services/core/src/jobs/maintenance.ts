@@ -1,0 +1,15 @@
+import type { Logger } from '@pincer/shared';
+import type { CoreConfig } from '../config.ts';
+import { pruneAudit } from '../repositories/audit.ts';
+import type { Db } from '../repositories/db.ts';
+import { expirePairing } from '../repositories/pairing.ts';
+
+/** Hourly upkeep, run by one process at a time: audit retention and pairing-code expiry. */
+export function maintenanceHandler(db: Db, config: CoreConfig, log: Logger) {
+  return async (): Promise<{ audit: number; pairing: number }> => {
+    const audit = await pruneAudit(db, config.audit.retention_days);
+    const pairing = await expirePairing(db);
+    if (audit || pairing) log.info('maintenance', { auditDeleted: audit, pairingExpired: pairing });
+    return { audit, pairing };
+  };
+}

@@ -1,0 +1,118 @@
+import OpenAI from 'openai';
+
+export interface ModelInfo {
+  id: string;
+  name: string;
+  context_window: number;
+  max_tokens: number;
+  default: boolean;
+}
+
+export interface StreamEvents {
+  onText(delta: string): void;
+}
+
+export interface ChatOutcome {
+  model: string | null;
+  usage: { prompt_tokens: number; completion_tokens: number } | null;
+  finishReason: string | null;
+}
+
+/** Why a model call failed, in terms core answers users with. */
+export type ModelFailure = 'busy' | 'unavailable' | 'timeout' | 'rejected' | 'failed';
+
+export class ModelError extends Error {
+  readonly failure: ModelFailure;
+  constructor(failure: ModelFailure, message: string) {
+    super(message);
+    this.name = 'ModelError';
+    this.failure = failure;
+  }
+}
+
+function classify(err: unknown): ModelError {
+  if (err instanceof ModelError) return err;
+  const e = err as { status?: number; message?: string; name?: string };
+  const status = e?.status;
+  if (status === 429) return new ModelError('busy', e.message ?? 'busy');
+  if (status === 503 || status === 502) return new ModelError('unavailable', e.message ?? 'unavailable');
+  if (status === 504 || e?.name === 'APIConnectionTimeoutError')
+    return new ModelError('timeout', e.message ?? 'timeout');
+  if (status !== undefined && status >= 400 && status < 500)
+    return new ModelError('rejected', e.message ?? 'rejected');
+  if (e?.name === 'APIConnectionError')
+    return new ModelError('unavailable', e.message ?? 'connection failed');
+  return new ModelError('failed', e?.message ?? String(err));
+}
+
+/** llm-proxy through the official openai SDK: core never talks to an inference server directly. */
+export class LlmClient {
+  private readonly client: OpenAI;
+  private models: { at: number; list: ModelInfo[] } | undefined;
+
+  constructor(baseURL: string, apiKey: string) {
+    // llm-proxy retries and falls back itself; retrying here too would multiply the load
+    this.client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 30 * 60_000 });
+  }
+
+  /** The registry's models (cached for a minute). */
+  async listModels(fresh = false): Promise<ModelInfo[]> {
+    if (!fresh && this.models && Date.now() - this.models.at < 60_000) return this.models.list;
+    try {
+      const page = await this.client.models.list();
+      const list = (page.data as unknown as ModelInfo[]).map((m) => ({
+        id: m.id,
+        name: m.name ?? m.id,
+        context_window: m.context_window,
+        max_tokens: m.max_tokens,
+        default: !!m.default,
+      }));
+      this.models = { at: Date.now(), list };
+      return list;
+    } catch (err) {
+      if (this.models) return this.models.list;
+      throw classify(err);
+    }
+  }
+
+  /** Streams one chat completion; text deltas go to `events`, usage and the model that answered come back. */
+  async streamChat(
+    req: {
+      model: string | undefined;
+      messages: { role: 'system' | 'user' | 'assistant'; content: string }[];
+      requestId: string;
+    },
+    events: StreamEvents,
+    signal: AbortSignal,
+  ): Promise<ChatOutcome> {
+    let model: string | null = null;
+    let usage: ChatOutcome['usage'] = null;
+    let finishReason: string | null = null;
+    try {
+      const stream = await this.client.chat.completions.create(
+        {
+          model: req.model ?? '',
+          messages: req.messages,
+          stream: true,
+          stream_options: { include_usage: true },
+        },
+        { signal, headers: { 'x-request-id': req.requestId } },
+      );
+      for await (const chunk of stream) {
+        model ??= chunk.model ?? null;
+        const choice = chunk.choices[0];
+        if (choice?.delta?.content) events.onText(choice.delta.content);
+        if (choice?.finish_reason) finishReason = choice.finish_reason;
+        if (chunk.usage)
+          usage = {
+            prompt_tokens: chunk.usage.prompt_tokens,
+            completion_tokens: chunk.usage.completion_tokens,
+          };
+      }
+    } catch (err) {
+      if (signal.aborted) throw signal.reason ?? err;
+      throw classify(err);
+    }
+    return { model, usage, finishReason };
+  }
+}

@@ -1,0 +1,207 @@
+import { type Db, transaction } from './db.ts';
+
+export interface StoredMessage {
+  id: number;
+  conversation_id: string;
+  role: 'user' | 'assistant' | 'system';
+  content: string;
+  status: string;
+  platform_message_id: string | null;
+}
+
+/** Stores an inbound user message; a redelivered platform message returns the existing row. */
+export async function storeUserMessage(
+  db: Db,
+  m: {
+    conversationId: string;
+    userId: number | null;
+    platform: string | null;
+    platformMessageId: string | null;
+    orderKey: number;
+    content: string;
+    sentAt: Date | null;
+    status: 'queued' | 'handled' | 'skipped' | 'answered';
+    action?: string | null;
+    meta?: MessageMeta | null;
+  },
+): Promise<{ id: number; status: string; conversationId: string; created: boolean }> {
+  const ins = await db.query<{ id: number; status: string; conversation_id: string }>(
+    `INSERT INTO messages(conversation_id, role, content, user_id, platform, platform_message_id, order_key, status, sent_at, action, meta)
+     VALUES ($1, 'user', $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     ON CONFLICT (platform, platform_message_id) WHERE platform_message_id IS NOT NULL DO NOTHING
+     RETURNING id, status, conversation_id`,
+    [
+      m.conversationId,
+      m.content,
+      m.userId,
+      m.platform,
+      m.platformMessageId,
+      m.orderKey,
+      m.status,
+      m.sentAt,
+      m.action ?? null,
+      m.meta ? JSON.stringify(m.meta) : null,
+    ],
+  );
+  if (ins.rows[0])
+    return {
+      id: ins.rows[0].id,
+      status: ins.rows[0].status,
+      conversationId: ins.rows[0].conversation_id,
+      created: true,
+    };
+  const { rows } = await db.query<{ id: number; status: string; conversation_id: string }>(
+    'SELECT id, status, conversation_id FROM messages WHERE platform = $1 AND platform_message_id = $2',
+    [m.platform, m.platformMessageId],
+  );
+  return {
+    id: rows[0]!.id,
+    status: rows[0]!.status,
+    conversationId: rows[0]!.conversation_id,
+    created: false,
+  };
+}
+
+export async function messageStatus(db: Db, id: number): Promise<string | undefined> {
+  return (await db.query<{ status: string }>('SELECT status FROM messages WHERE id = $1', [id])).rows[0]
+    ?.status;
+}
+
+/** What answering a message needs beyond its text. */
+export interface MessageMeta {
+  /** 1-based routing rule chosen on arrival. */
+  route: number;
+  chat_type: 'direct' | 'group';
+  thread_id?: string;
+  request_id?: string;
+  /** Receipt time (ms) and platform time (ms), for latency figures. */
+  received_at?: number;
+  sent_at?: number;
+  language?: string;
+}
+
+export interface QueuedMessage {
+  id: number;
+  content: string;
+  user_id: number | null;
+  platform_message_id: string | null;
+  sent_at: Date | null;
+  action: string | null;
+  meta: MessageMeta | null;
+}
+
+/**
+ * The oldest message still waiting for an answer in a chat scope, across its conversations (a `/new`
+ * switches conversations, yet earlier questions are still answered first).
+ */
+export async function oldestQueued(
+  db: Db,
+  scope: string,
+): Promise<(QueuedMessage & { conversation_id: string }) | undefined> {
+  const { rows } = await db.query<QueuedMessage & { conversation_id: string }>(
+    `SELECT m.id, m.conversation_id, m.content, m.user_id, m.platform_message_id, m.sent_at, m.action, m.meta
+     FROM messages m JOIN conversations c ON c.id = m.conversation_id
+     WHERE c.scope = $1 AND m.status = 'queued' ORDER BY m.order_key, m.id LIMIT 1`,
+    [scope],
+  );
+  return rows[0];
+}
+
+/**
+ * Earlier exchanges of the conversation before a question, newest first, for the prompt: each
+ * answered question with its answer, in the order the questions were asked (commands and failed
+ * answers left out). At most `limit` messages.
+ */
+export async function recentHistory(
+  db: Db,
+  conversationId: string,
+  beforeId: number,
+  limit: number,
+): Promise<{ role: 'user' | 'assistant'; content: string }[]> {
+  const { rows } = await db.query<{ q: string; a: string | null }>(
+    `SELECT q.content AS q, CASE WHEN a.status IN ('complete', 'stopped') THEN a.content END AS a
+     FROM messages q
+     JOIN messages cur ON cur.id = $2
+     LEFT JOIN messages a ON a.reply_to = q.id
+     WHERE q.conversation_id = $1 AND q.role = 'user' AND q.status = 'answered' AND q.content <> ''
+       AND (q.order_key, q.id) < (cur.order_key, cur.id)
+     ORDER BY q.order_key DESC, q.id DESC LIMIT $3`,
+    [conversationId, beforeId, limit],
+  );
+  const out: { role: 'user' | 'assistant'; content: string }[] = [];
+  for (const r of rows) {
+    if (r.a) out.push({ role: 'assistant', content: r.a });
+    out.push({ role: 'user', content: r.q });
+  }
+  return out.slice(0, limit);
+}
+
+/** Stores the answer and marks its question answered, once (a re-run after a crash changes nothing). */
+export async function storeReply(
+  db: Db,
+  r: {
+    conversationId: string;
+    replyTo: number;
+    content: string;
+    status: 'complete' | 'stopped' | 'failed';
+    model: string | null;
+    promptTokens: number | null;
+    completionTokens: number | null;
+    latencyMs: number;
+    ttftMs: number | null;
+  },
+): Promise<boolean> {
+  return transaction(db, async (c) => {
+    const ins = await c.query(
+      `INSERT INTO messages(conversation_id, role, content, status, reply_to, model, prompt_tokens, completion_tokens, latency_ms, ttft_ms)
+       VALUES ($1, 'assistant', $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (reply_to) WHERE reply_to IS NOT NULL DO NOTHING`,
+      [
+        r.conversationId,
+        r.content,
+        r.status,
+        r.replyTo,
+        r.model,
+        r.promptTokens,
+        r.completionTokens,
+        r.latencyMs,
+        r.ttftMs,
+      ],
+    );
+    await c.query(`UPDATE messages SET status = 'answered' WHERE id = $1 AND status = 'queued'`, [r.replyTo]);
+    return (ins.rowCount ?? 0) > 0;
+  });
+}
+
+export async function setMessageStatus(
+  db: Db,
+  id: number,
+  status: 'handled' | 'skipped' | 'answered',
+): Promise<void> {
+  await db.query(`UPDATE messages SET status = $2 WHERE id = $1 AND status = 'queued'`, [id, status]);
+}
+
+/** A finished reply already stored for this question (the job is a re-run). */
+export async function existingReply(
+  db: Db,
+  replyTo: number,
+): Promise<{ content: string; status: string } | undefined> {
+  return (
+    await db.query<{ content: string; status: string }>(
+      'SELECT content, status FROM messages WHERE reply_to = $1',
+      [replyTo],
+    )
+  ).rows[0];
+}
+
+/** An earlier answer a REST client sent as history, linked to the question it followed. */
+export async function storeHistoryReply(
+  db: Db,
+  conversationId: string,
+  replyTo: number,
+  content: string,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO messages(conversation_id, role, content, status, reply_to) VALUES ($1, 'assistant', $2, 'complete', $3)`,
+    [conversationId, content, replyTo],
+  );
+}

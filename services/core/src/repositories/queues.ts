@@ -1,0 +1,82 @@
+import { type OutboundAction, QUEUE_DEFAULTS, QueueName } from '@pincer/shared';
+import { DelayedError, type Job, Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+
+export { DelayedError, type Job };
+
+/** One Redis connection factory for BullMQ (it needs maxRetriesPerRequest: null on blocking connections). */
+export function redisConnection(url: string): Redis {
+  const r = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+  r.on('error', () => {});
+  return r;
+}
+
+/** Publishes outbound actions to the adapters; each action is a job named after its type. */
+export class OutboundPublisher {
+  private readonly queues = new Map<string, Queue>();
+  private readonly connection: Redis;
+  private readonly prefix: string;
+
+  constructor(connection: Redis, prefix: string) {
+    this.connection = connection;
+    this.prefix = prefix;
+  }
+
+  private queue(platform: 'telegram' | 'feishu'): Queue {
+    const name = platform === 'telegram' ? QueueName.OutboundTelegram : QueueName.OutboundFeishu;
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, {
+        connection: this.connection,
+        prefix: this.prefix,
+        defaultJobOptions: { ...QUEUE_DEFAULTS },
+      });
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  async publish(platform: 'telegram' | 'feishu', action: OutboundAction): Promise<void> {
+    await this.queue(platform).add(action.type, action, { jobId: `${action.reply_id}#${action.seq}` });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}
+
+/** The inbound worker: `concurrency` jobs at once per process; stalled jobs (a dead process) run again. */
+export function inboundWorker(
+  connection: Redis,
+  prefix: string,
+  concurrency: number,
+  lockMs: number,
+  handler: (job: Job, token: string | undefined) => Promise<unknown>,
+): Worker {
+  return new Worker(QueueName.Inbound, handler, {
+    connection,
+    prefix,
+    concurrency,
+    // a crashed worker's job is noticed once its lock lapses and is handed to another process
+    lockDuration: lockMs,
+    stalledInterval: Math.max(500, Math.floor(lockMs / 2)),
+    maxStalledCount: 5,
+  });
+}
+
+export function inboundQueue(connection: Redis, prefix: string): Queue {
+  return new Queue(QueueName.Inbound, { connection, prefix, defaultJobOptions: { ...QUEUE_DEFAULTS } });
+}
+
+/** A queue for core's own periodic jobs (audit retention, pairing expiry): run once across processes. */
+export function maintenanceQueue(connection: Redis, prefix: string): Queue {
+  return new Queue(QueueName.CoreMaintenance, { connection, prefix });
+}
+
+export function maintenanceWorker(
+  connection: Redis,
+  prefix: string,
+  handler: (job: Job) => Promise<unknown>,
+): Worker {
+  return new Worker(QueueName.CoreMaintenance, handler, { connection, prefix, concurrency: 1 });
+}

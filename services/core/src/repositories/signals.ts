@@ -1,0 +1,61 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * Cross-process signals in Redis: `/stop` reaches whichever core process is generating, the
+ * per-user message rate, and which conversations have a reply being generated right now.
+ */
+export class Signals {
+  private readonly redis: Redis;
+  private readonly sub: Redis;
+  private readonly prefix: string;
+  private readonly stopHandlers = new Map<string, Set<() => void>>();
+
+  constructor(redis: Redis, subscriber: Redis, prefix: string) {
+    this.redis = redis;
+    this.sub = subscriber;
+    this.prefix = `${prefix}:core:`;
+  }
+
+  async start(): Promise<void> {
+    await this.sub.subscribe(`${this.prefix}stop`);
+    this.sub.on('message', (_channel, conversationId: string) => {
+      for (const h of this.stopHandlers.get(conversationId) ?? []) h();
+    });
+  }
+
+  /** Registers a generation that `/stop` may cancel; returns the unregister function. */
+  async generating(conversationId: string, onStop: () => void): Promise<() => Promise<void>> {
+    let set = this.stopHandlers.get(conversationId);
+    if (!set) this.stopHandlers.set(conversationId, (set = new Set()));
+    set.add(onStop);
+    // expires by itself if this process dies mid-reply
+    await this.redis.set(`${this.prefix}gen:${conversationId}`, '1', 'PX', 15 * 60_000);
+    return async () => {
+      set.delete(onStop);
+      if (set.size === 0) this.stopHandlers.delete(conversationId);
+      await this.redis.del(`${this.prefix}gen:${conversationId}`);
+    };
+  }
+
+  /** Asks every process to stop the conversation's reply; false when none is being generated. */
+  async stop(conversationId: string): Promise<boolean> {
+    const active = await this.redis.exists(`${this.prefix}gen:${conversationId}`);
+    await this.redis.publish(`${this.prefix}stop`, conversationId);
+    return active === 1;
+  }
+
+  /** Counts a message against the user's rate; returns the count in the current window. */
+  async countMessage(userId: number, windowMs: number): Promise<number> {
+    const key = `${this.prefix}rate:${userId}:${Math.floor(Date.now() / windowMs)}`;
+    const [[, n]] = (await this.redis
+      .multi()
+      .incr(key)
+      .pexpire(key, windowMs * 2)
+      .exec()) as [[Error | null, number]];
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await this.sub.quit().catch(() => this.sub.disconnect());
+  }
+}

@@ -1,0 +1,692 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AppError,
+  estimateTokens,
+  type InboundMessage,
+  type Logger,
+  type OutboundAction,
+} from '@pincer/shared';
+import type { CoreConfig, Route } from '../config.ts';
+import type { RestChat, RestChatRequest, RestChatResult } from '../http/app.ts';
+import { writeAudit } from '../repositories/audit.ts';
+import {
+  activeConversation,
+  type Conversation,
+  getConversation,
+  setConversationModel,
+  startNewConversation,
+} from '../repositories/conversations.ts';
+import type { Db } from '../repositories/db.ts';
+import { type LlmClient, ModelError, type ModelInfo } from '../repositories/llm.ts';
+import {
+  existingReply,
+  type MessageMeta,
+  messageStatus,
+  oldestQueued,
+  type QueuedMessage,
+  recentHistory,
+  setMessageStatus,
+  storeHistoryReply,
+  storeReply,
+  storeUserMessage,
+} from '../repositories/messages.ts';
+import { pairingCode } from '../repositories/pairing.ts';
+import { identify } from '../repositories/people.ts';
+import { tryScopeLock } from '../repositories/locks.ts';
+import type { OutboundPublisher } from '../repositories/queues.ts';
+import type { Signals } from '../repositories/signals.ts';
+import type { CoreMetrics } from './metrics.ts';
+import { chooseRoute, parseCommand } from './router.ts';
+import { type Lang, languageOf, say, type TextKey } from './texts.ts';
+
+type ChatPlatform = 'telegram' | 'feishu';
+
+/** Where a reply goes while it is produced: a chat platform (through the outbound queue) or an HTTP client. */
+interface ReplySink {
+  typing(): Promise<void>;
+  delta(text: string): void;
+  finish(text: string, status: 'complete' | 'stopped' | 'failed'): Promise<void>;
+}
+
+class StopRequested extends Error {}
+class ReplyTimeout extends Error {}
+
+export interface EngineDeps {
+  config: CoreConfig;
+  db: Db;
+  llm: LlmClient;
+  outbound: OutboundPublisher;
+  signals: Signals;
+  metrics: CoreMetrics;
+  log: Logger;
+}
+
+/** Where a platform reply is shown. */
+interface PlatformTarget {
+  platform: ChatPlatform;
+  chat: { id: string; type: 'direct' | 'group'; thread_id?: string };
+  replyToMessageId?: string;
+  requestId?: string;
+}
+
+/**
+ * The conversation engine: access policy, routing rules, ordered answering per chat, streaming
+ * replies, persistence and audit. One instance per core process; any number of processes share the
+ * work through Postgres (turn locks, queued messages) and Redis (queues, signals).
+ */
+export class Engine implements RestChat {
+  private readonly d: EngineDeps;
+
+  constructor(deps: EngineDeps) {
+    this.d = deps;
+  }
+
+  /** The conversation scope of a chat message: a direct chat, a group (topic), or a group member. */
+  scopeOf(m: Pick<InboundMessage, 'platform' | 'chat' | 'sender'>): string {
+    const base = `${m.platform}:${m.chat.id}${m.chat.thread_id ? `:t${m.chat.thread_id}` : ''}`;
+    return m.chat.type === 'group' && this.d.config.core.group_conversations === 'per_member'
+      ? `${base}:u${m.sender.id}`
+      : base;
+  }
+
+  /**
+   * Handles one inbound job. Returns 'wait' when another worker holds the chat's turn and this
+   * message is still queued: the job is then delayed and comes back, so nothing is ever stranded.
+   */
+  async handleInbound(m: InboundMessage): Promise<'done' | 'wait'> {
+    const { config, db, metrics } = this.d;
+    const platform = m.platform;
+    const access = config.access[platform];
+    const lang = languageOf(m.text, m.sender.language);
+    const target: PlatformTarget = {
+      platform,
+      chat: m.chat,
+      replyToMessageId: m.event === 'message' ? m.message_id : undefined,
+      requestId: m.request_id,
+    };
+    const sysReplyId = `sys/${platform}/${m.chat.id}/${m.message_id}`;
+    const command = parseCommand(m.text);
+
+    if (m.chat.type === 'group') {
+      const addressed = m.addressed.mention || m.addressed.reply_to_bot || !!command;
+      const groupAllowed = access.allow_groups.length === 0 || access.allow_groups.includes(m.chat.id);
+      if (
+        access.groups === 'off' ||
+        !groupAllowed ||
+        (m.event === 'message' && access.groups === 'mention' && !addressed)
+      ) {
+        metrics.replies.inc({ platform, outcome: 'skipped' });
+        return 'done';
+      }
+    }
+    metrics.messages.inc({ platform, direction: 'in' });
+    const who = await identify(db, {
+      platform,
+      externalId: m.sender.id,
+      displayName: m.sender.display_name,
+      username: m.sender.username,
+    });
+
+    if (m.chat.type === 'direct' && m.event === 'message') {
+      const allowed = access.direct === 'open' || access.allow_users.includes(m.sender.id) || who.approved;
+      if (!allowed) {
+        if (access.direct === 'pairing') {
+          const p = config.access.pairing;
+          const out = await pairingCode(db, {
+            platform,
+            externalId: m.sender.id,
+            displayName: m.sender.display_name,
+            ttlMinutes: p.code_ttl_minutes,
+            maxPending: p.max_pending,
+          });
+          const text =
+            out.kind === 'code'
+              ? say('pairing', lang, {
+                  code: out.code,
+                  minutes: Math.max(1, Math.round((out.expiresAt.getTime() - Date.now()) / 60_000)),
+                })
+              : say('pairing_full', lang);
+          await this.sendText(target, sysReplyId, text);
+          metrics.replies.inc({ platform, outcome: 'pairing' });
+        } else {
+          await this.sendText(target, sysReplyId, say('not_allowed', lang));
+          metrics.replies.inc({ platform, outcome: 'denied' });
+        }
+        return 'done';
+      }
+    }
+
+    const count = await this.d.signals.countMessage(who.userId, config.rateLimit.windowMs);
+    if (count > config.rateLimit.limit) {
+      // one polite word per window, then silence
+      if (count === config.rateLimit.limit + 1)
+        await this.sendText(target, sysReplyId, say('rate_limited', lang));
+      metrics.replies.inc({ platform, outcome: 'rate_limited' });
+      return 'done';
+    }
+
+    const scope = this.scopeOf(m);
+    const conversation = await activeConversation(db, {
+      scope,
+      platform,
+      chatId: m.chat.id,
+      chatType: m.chat.type,
+      userId: m.chat.type === 'direct' ? who.userId : null,
+      title: m.chat.title,
+    });
+    const route = chooseRoute(config.routes, {
+      platform,
+      chatType: m.chat.type,
+      text: m.text,
+      command: command?.name,
+      event: m.event,
+    });
+    const meta: MessageMeta = {
+      route: route.index,
+      chat_type: m.chat.type,
+      thread_id: m.chat.thread_id,
+      request_id: m.request_id,
+      received_at: m.received_at,
+      sent_at: m.sent_at,
+      language: lang,
+    };
+    // stop and new act on arrival: they must not wait behind the reply they concern
+    const immediate = route.action === 'stop' || route.action === 'new_conversation';
+    const stored = await storeUserMessage(db, {
+      conversationId: conversation.id,
+      userId: who.userId,
+      platform,
+      platformMessageId: m.message_id,
+      orderKey: m.order,
+      content: m.text,
+      sentAt: new Date(m.sent_at),
+      status: immediate ? 'handled' : 'queued',
+      action: route.action,
+      meta,
+    });
+    if (immediate) {
+      if (!stored.created) return 'done'; // a redelivered /stop or /new was already acted on
+      if (route.action === 'stop') {
+        const stopping = await this.d.signals.stop(conversation.id);
+        if (!stopping) await this.sendText(target, sysReplyId, say('nothing_to_stop', lang));
+      } else {
+        await startNewConversation(db, conversation);
+        await this.sendText(target, sysReplyId, say('new_conversation', lang));
+      }
+      metrics.replies.inc({ platform, outcome: 'command' });
+      return 'done';
+    }
+    if (!stored.created && stored.status !== 'queued') return 'done';
+    return this.drain(scope, stored.id, platform, target);
+  }
+
+  /** Answers the scope's queued messages in order while holding its turn; 'wait' if another holds it. */
+  private async drain(
+    scope: string,
+    messageId: number,
+    platform: ChatPlatform,
+    target: PlatformTarget,
+  ): Promise<'done' | 'wait'> {
+    const lock = await tryScopeLock(this.d.db, scope);
+    if (!lock) return (await messageStatus(this.d.db, messageId)) === 'queued' ? 'wait' : 'done';
+    try {
+      for (;;) {
+        const next = await oldestQueued(this.d.db, scope);
+        if (!next) break;
+        const conversation = await getConversation(this.d.db, next.conversation_id);
+        if (!conversation) break;
+        await this.processQueued(
+          conversation,
+          next,
+          {
+            ...target,
+            replyToMessageId: next.platform_message_id ?? undefined,
+            requestId: next.meta?.request_id,
+            chat: { ...target.chat, thread_id: next.meta?.thread_id },
+          },
+          platform,
+        );
+      }
+    } finally {
+      await lock.release();
+    }
+    return 'done';
+  }
+
+  private routeOf(message: QueuedMessage): Route {
+    const routes = this.d.config.routes;
+    const byIndex = message.meta ? routes[message.meta.route - 1] : undefined;
+    // the config may have changed since the message arrived: the stored action wins
+    if (byIndex && byIndex.action === message.action) return byIndex;
+    return routes.find((r) => r.action === message.action) ?? routes[routes.length - 1]!;
+  }
+
+  private async processQueued(
+    conversation: Conversation,
+    message: QueuedMessage,
+    target: PlatformTarget,
+    platform: ChatPlatform,
+  ): Promise<void> {
+    const { db, config, metrics } = this.d;
+    const lang = (message.meta?.language as Lang | undefined) ?? languageOf(message.content);
+    const route = this.routeOf(message);
+    const replyId = `reply/${message.id}`;
+    if (message.meta?.received_at)
+      metrics.queueWait.observe({ platform }, Math.max(0, Date.now() - message.meta.received_at) / 1000);
+    const simple = async (text: string) => {
+      await this.sendText(target, replyId, text);
+      await setMessageStatus(db, message.id, 'handled');
+      metrics.replies.inc({ platform, outcome: 'command' });
+    };
+    switch (route.action) {
+      case 'send_welcome_message':
+        return simple(config.core.welcome_message);
+      case 'help':
+        return simple(config.core.help_message);
+      case 'choose_model':
+        return simple(await this.chooseModel(conversation, parseCommand(message.content)?.args ?? '', lang));
+      case 'process_with_llm': {
+        if (!message.content.trim()) return simple(say('text_only', lang));
+        const sink = this.platformSink(target, replyId, platform, message.meta?.sent_at);
+        await this.answer(conversation, message, route, sink, lang, platform);
+        return;
+      }
+      default:
+        await setMessageStatus(db, message.id, 'handled');
+    }
+  }
+
+  private async chooseModel(conversation: Conversation, args: string, lang: Lang): Promise<string> {
+    let models: ModelInfo[];
+    try {
+      models = await this.d.llm.listModels(true);
+    } catch {
+      return say('unavailable', lang);
+    }
+    const current =
+      conversation.model ?? this.d.config.core.default_model ?? models.find((m) => m.default)?.id ?? '?';
+    if (!args) {
+      const list = models
+        .map(
+          (m) => `${m.id === current ? '• ' : '  '}${m.id}${m.name && m.name !== m.id ? ` — ${m.name}` : ''}`,
+        )
+        .join('\n');
+      return say('models', lang, { current, list });
+    }
+    const wanted = args.split(/\s+/)[0]!;
+    const found = models.find((m) => m.id.toLowerCase() === wanted.toLowerCase());
+    if (!found) return say('model_unknown', lang, { model: wanted });
+    await setConversationModel(this.d.db, conversation.id, found.id);
+    return say('model_switched', lang, { model: found.id });
+  }
+
+  /** The system prompt, then as much recent history as the model's context allows, then the question. */
+  private async prompt(
+    conversation: Conversation,
+    message: { id: number; content: string },
+    route: Route,
+    model: ModelInfo | undefined,
+    systemPrompt?: string,
+  ) {
+    const { config, db } = this.d;
+    const system = systemPrompt ?? route.systemPrompt ?? config.core.system_prompt;
+    // what the context leaves after the model's own answer budget
+    let budget =
+      (model ? model.context_window - model.max_tokens : 8192) -
+      estimateTokens(system) -
+      estimateTokens(message.content) -
+      16;
+    const history = await recentHistory(db, conversation.id, message.id, config.core.history_messages);
+    const kept: { role: 'user' | 'assistant'; content: string }[] = [];
+    for (const h of history) {
+      budget -= estimateTokens(h.content) + 4;
+      if (budget < 0) break;
+      kept.push(h);
+    }
+    // never start the history with an orphaned answer
+    while (kept.length && kept[kept.length - 1]!.role === 'assistant') kept.pop();
+    return [
+      { role: 'system' as const, content: system },
+      ...kept.reverse(),
+      { role: 'user' as const, content: message.content },
+    ];
+  }
+
+  /**
+   * Generates, streams and stores the answer to one message. A re-run after a crash re-sends a
+   * stored answer instead of generating a second one; the reply id is the same either way.
+   */
+  private async answer(
+    conversation: Conversation,
+    message: QueuedMessage,
+    route: Route,
+    sink: ReplySink,
+    lang: Lang,
+    platform: string,
+    systemPrompt?: string,
+    modelOverride?: string,
+  ): Promise<RestChatResult['reply']> {
+    const { db, llm, config, metrics, log, signals } = this.d;
+    const stored = await existingReply(db, message.id);
+    if (stored) {
+      await setMessageStatus(db, message.id, 'answered');
+      await sink.finish(stored.content, stored.status as 'complete' | 'stopped' | 'failed');
+      return {
+        content: stored.content,
+        status: stored.status as 'complete',
+        model: null,
+        usage: null,
+        latency_ms: 0,
+        ttft_ms: null,
+      };
+    }
+    const started = performance.now();
+    await sink.typing();
+    const models = await llm.listModels().catch(() => [] as ModelInfo[]);
+    const modelName = modelOverride ?? route.model ?? conversation.model ?? config.core.default_model;
+    const modelInfo =
+      models.find((m) => m.id === modelName) ??
+      (modelName === undefined ? models.find((m) => m.default) : undefined);
+    const prompt = await this.prompt(conversation, message, route, modelInfo, systemPrompt);
+
+    const controller = new AbortController();
+    const unregister = await signals.generating(conversation.id, () => controller.abort(new StopRequested()));
+    const timer = setTimeout(() => controller.abort(new ReplyTimeout()), config.core.reply_timeout_ms);
+    let text = '';
+    let firstAt = 0;
+    let status: 'complete' | 'stopped' | 'failed' = 'complete';
+    let failure: TextKey | undefined;
+    let outcome: Awaited<ReturnType<LlmClient['streamChat']>> | undefined;
+    const requestId = message.meta?.request_id ?? `msg-${message.id}`;
+    const engineStart = performance.now();
+    try {
+      outcome = await llm.streamChat(
+        { model: modelName, messages: prompt, requestId },
+        {
+          onText: (d) => {
+            if (!firstAt) firstAt = performance.now();
+            text += d;
+            sink.delta(d);
+          },
+        },
+        controller.signal,
+      );
+      // an aborted stream may end quietly instead of throwing
+      if (controller.signal.aborted) throw controller.signal.reason;
+    } catch (err) {
+      const reason = controller.signal.aborted ? controller.signal.reason : err;
+      if (reason instanceof StopRequested) status = 'stopped';
+      else {
+        status = 'failed';
+        failure =
+          reason instanceof ReplyTimeout
+            ? 'timeout'
+            : reason instanceof ModelError
+              ? reason.failure
+              : 'failed';
+        metrics.errors.inc({ kind: `model_${failure}` });
+        log.warn('reply failed', {
+          requestId,
+          conversationId: conversation.id,
+          failure,
+          error: (reason as Error)?.message,
+        });
+      }
+    } finally {
+      clearTimeout(timer);
+      await unregister();
+    }
+    const latencyMs = Math.round(performance.now() - started);
+    const ttftMs = firstAt ? Math.round(firstAt - started) : null;
+    let finalText = text;
+    if (status === 'failed') finalText = text ? `${text}\n\n${say(failure!, lang)}` : say(failure!, lang);
+    if (status === 'stopped' && !text) finalText = say('stopped', lang);
+    const usage = outcome?.usage ?? null;
+    const model = outcome?.model ?? modelName ?? null;
+    const preStore = performance.now();
+    await storeReply(db, {
+      conversationId: conversation.id,
+      replyTo: message.id,
+      content: finalText,
+      status,
+      model,
+      promptTokens: usage?.prompt_tokens ?? null,
+      completionTokens: usage?.completion_tokens ?? null,
+      latencyMs,
+      ttftMs,
+    });
+    await sink.finish(finalText, status);
+    await writeAudit(db, {
+      kind: 'model.invoke',
+      userId: message.user_id,
+      platform,
+      conversationId: conversation.id,
+      model,
+      durationMs: latencyMs,
+      promptTokens: usage?.prompt_tokens ?? null,
+      completionTokens: usage?.completion_tokens ?? null,
+      outcome: status === 'failed' ? `failed:${failure}` : status,
+      content: config.audit.include_content ? `Q: ${message.content}\nA: ${finalText}` : null,
+    });
+    metrics.replies.inc({ platform, outcome: status });
+    metrics.messages.inc({ platform, direction: 'out' });
+    // our own time: everything but the model's stream
+    const engineMs = engineStart - started + (performance.now() - preStore);
+    metrics.engineOverhead.observe({ platform }, engineMs / 1000);
+    return { content: finalText, status, model, usage, latency_ms: latencyMs, ttft_ms: ttftMs };
+  }
+
+  /** A reply shown on a chat platform: typing, then create/update (throttled), then finish. */
+  private platformSink(
+    target: PlatformTarget,
+    replyId: string,
+    platform: ChatPlatform,
+    sentAt: number | undefined,
+  ): ReplySink {
+    const interval = this.d.config.core.stream_interval_ms[platform];
+    let seq = 0;
+    let text = '';
+    let shown = '';
+    let created = false;
+    let lastSent = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let pending: Promise<void> = Promise.resolve();
+    const publish = (type: 'create' | 'update') => {
+      if (text === shown) return;
+      shown = text;
+      lastSent = Date.now();
+      const action = this.action(target, replyId, ++seq, type, text) as OutboundAction;
+      if (type === 'create' && sentAt)
+        this.d.metrics.firstToken.observe({ platform }, Math.max(0, Date.now() - sentAt) / 1000);
+      // actions of one reply are published in order; a failure surfaces at finish
+      pending = pending.then(() => this.d.outbound.publish(platform, action));
+    };
+    return {
+      typing: async () => {
+        await this.d.outbound.publish(
+          platform,
+          this.action(target, replyId, ++seq, 'typing') as OutboundAction,
+        );
+      },
+      delta: (d) => {
+        text += d;
+        if (!created) {
+          created = true;
+          publish('create');
+          return;
+        }
+        const wait = lastSent + interval - Date.now();
+        if (wait <= 0) publish('update');
+        else
+          timer ??= setTimeout(() => {
+            timer = undefined;
+            publish('update');
+          }, wait);
+      },
+      finish: async (finalText, status) => {
+        clearTimeout(timer);
+        await pending;
+        await this.d.outbound.publish(platform, {
+          ...this.action(target, replyId, ++seq, 'finish', finalText),
+          status,
+        } as OutboundAction);
+        if (sentAt)
+          this.d.metrics.replyLatency.observe({ platform }, Math.max(0, Date.now() - sentAt) / 1000);
+      },
+    };
+  }
+
+  private action(
+    target: PlatformTarget,
+    replyId: string,
+    seq: number,
+    type: OutboundAction['type'],
+    text?: string,
+  ) {
+    return {
+      v: 1 as const,
+      type,
+      chat: {
+        id: target.chat.id,
+        type: target.chat.type,
+        ...(target.chat.thread_id ? { thread_id: target.chat.thread_id } : {}),
+      },
+      reply_id: replyId,
+      seq,
+      ...(target.replyToMessageId ? { reply_to_message_id: target.replyToMessageId } : {}),
+      ...(target.requestId ? { request_id: target.requestId } : {}),
+      ...(text !== undefined ? { text } : {}),
+    };
+  }
+
+  /** A one-shot message (a command's answer, a policy notice): `finish` alone shows it. */
+  private async sendText(target: PlatformTarget, replyId: string, text: string): Promise<void> {
+    await this.d.outbound.publish(target.platform, {
+      ...this.action(target, replyId, 1, 'finish', text),
+      status: 'complete',
+    } as OutboundAction);
+  }
+
+  /** POST /api/v1/chat: the same engine for HTTP clients; the answer streams to `onDelta`. */
+  async chat(
+    req: RestChatRequest,
+    onDelta: ((text: string) => void) | undefined,
+    signal: AbortSignal,
+  ): Promise<RestChatResult> {
+    const { db } = this.d;
+    let conversation: Conversation;
+    let systemPrompt: string | undefined;
+    let question: string;
+    if (req.conversationId) {
+      if (req.messages)
+        throw new AppError(
+          400,
+          'invalid_request',
+          'Send "message" to continue a conversation; "messages" starts a new one.',
+        );
+      const found = await getConversation(db, req.conversationId);
+      if (!found || found.platform !== 'api')
+        throw new AppError(404, 'conversation_not_found', 'No such API conversation.');
+      if (found.user_id !== req.caller.userId && !req.caller.isAdmin)
+        throw new AppError(403, 'forbidden', 'This conversation belongs to someone else.');
+      conversation = found;
+      question = req.message ?? '';
+    } else {
+      const scope = `api:${randomUUID()}`;
+      conversation = await activeConversation(db, {
+        scope,
+        platform: 'api',
+        chatId: scope,
+        chatType: 'direct',
+        userId: req.caller.userId,
+      });
+      if (req.messages) {
+        const msgs = [...req.messages];
+        const last = msgs.pop()!;
+        if (msgs[0]?.role === 'system') systemPrompt = msgs.shift()!.content;
+        let order = 0;
+        let lastQuestion: number | undefined;
+        for (const h of msgs) {
+          if (h.role === 'user') {
+            const q = await storeUserMessage(db, {
+              conversationId: conversation.id,
+              userId: req.caller.userId,
+              platform: null,
+              platformMessageId: null,
+              orderKey: order++,
+              content: h.content,
+              sentAt: null,
+              status: 'answered',
+            });
+            lastQuestion = q.id;
+          } else if (h.role === 'assistant' && lastQuestion !== undefined) {
+            await storeHistoryReply(db, conversation.id, lastQuestion, h.content);
+            lastQuestion = undefined;
+          }
+        }
+        question = last.content;
+      } else question = req.message ?? '';
+    }
+    if (!question.trim()) throw new AppError(400, 'invalid_request', 'The message is empty.');
+    const stored = await storeUserMessage(db, {
+      conversationId: conversation.id,
+      userId: req.caller.userId,
+      platform: null,
+      platformMessageId: null,
+      orderKey: Date.now(),
+      content: question,
+      sentAt: new Date(),
+      status: 'queued',
+      action: 'process_with_llm',
+      meta: { route: 0, chat_type: 'direct', request_id: req.requestId },
+    });
+    // one answer at a time per conversation, here too
+    const deadline = Date.now() + 120_000;
+    let lock = await tryScopeLock(db, conversation.scope);
+    while (!lock) {
+      if (Date.now() > deadline)
+        throw new AppError(
+          409,
+          'conversation_busy',
+          'Another answer in this conversation is still being written.',
+        );
+      await sleep(25, undefined, { signal });
+      lock = await tryScopeLock(db, conversation.scope);
+    }
+    try {
+      const route =
+        this.d.config.routes.find((r) => r.action === 'process_with_llm') ??
+        this.d.config.routes[this.d.config.routes.length - 1]!;
+      const sink: ReplySink = { typing: async () => {}, delta: (d) => onDelta?.(d), finish: async () => {} };
+      const message: QueuedMessage = {
+        id: stored.id,
+        content: question,
+        user_id: req.caller.userId,
+        platform_message_id: null,
+        sent_at: null,
+        action: 'process_with_llm',
+        meta: { route: 0, chat_type: 'direct', request_id: req.requestId },
+      };
+      const stop = () => void this.d.signals.stop(conversation.id);
+      signal.addEventListener('abort', stop, { once: true });
+      try {
+        const reply = await this.answer(
+          conversation,
+          message,
+          route,
+          sink,
+          languageOf(question),
+          'api',
+          systemPrompt,
+          req.model,
+        );
+        return { conversation_id: conversation.id, message_id: stored.id, reply };
+      } finally {
+        signal.removeEventListener('abort', stop);
+      }
+    } finally {
+      await lock.release();
+    }
+  }
+}

@@ -1,0 +1,58 @@
+import { createMetricsRegistry, MODEL_LATENCY_BUCKETS, prom } from '@pincer/shared';
+
+/** core's metrics (labels bounded: platform, outcome, kind). */
+export function createCoreMetrics() {
+  const registry = createMetricsRegistry('core');
+  const r = [registry];
+  return {
+    registry,
+    messages: new prom.Counter({
+      name: 'pincer_messages_total',
+      help: 'Chat messages in (from users) and out (replies), by platform',
+      labelNames: ['platform', 'direction'],
+      registers: r,
+    }),
+    replies: new prom.Counter({
+      name: 'pincer_replies_total',
+      help: 'Inbound messages by what became of them: complete, stopped, failed, command, skipped, denied, pairing, rate_limited',
+      labelNames: ['platform', 'outcome'],
+      registers: r,
+    }),
+    replyLatency: new prom.Histogram({
+      name: 'pincer_reply_latency_seconds',
+      help: 'Platform message time to finished reply',
+      labelNames: ['platform'],
+      buckets: MODEL_LATENCY_BUCKETS,
+      registers: r,
+    }),
+    firstToken: new prom.Histogram({
+      name: 'pincer_time_to_first_token_seconds',
+      help: 'Platform message time to the first text the user sees',
+      labelNames: ['platform'],
+      buckets: MODEL_LATENCY_BUCKETS,
+      registers: r,
+    }),
+    queueWait: new prom.Histogram({
+      name: 'pincer_queue_wait_seconds',
+      help: 'Receipt by the adapter to the start of answering',
+      labelNames: ['platform'],
+      buckets: MODEL_LATENCY_BUCKETS,
+      registers: r,
+    }),
+    engineOverhead: new prom.Histogram({
+      name: 'pincer_engine_overhead_seconds',
+      help: "core's own time per answered message (model time excluded)",
+      labelNames: ['platform'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: r,
+    }),
+    errors: new prom.Counter({
+      name: 'pincer_errors_total',
+      help: 'Errors by kind',
+      labelNames: ['kind'],
+      registers: r,
+    }),
+  };
+}
+
+export type CoreMetrics = ReturnType<typeof createCoreMetrics>;
