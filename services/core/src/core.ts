@@ -45,7 +45,7 @@ export async function startCore(
       : `applied migration file(s) were edited afterwards: ${status.changed.join(', ')}`;
     throw new SchemaNotReady(`the database schema is not ready: ${what}`);
   }
-  const redis = redisConnection(config.redisUrl);
+  const redis = redisConnection(config.redisUrl, { autoPipelining: true });
   const subscriber = redisConnection(config.redisUrl);
   const metrics = createCoreMetrics();
   const llm = new LlmClient(config.llmProxyUrl, config.llmProxyKey);

@@ -359,17 +359,21 @@ describe('core HTTP API', () => {
           sentAt: null,
           status: 'queued',
         });
-        await storeReply(db, {
-          conversationId,
-          replyTo: q.id,
-          content: answer,
-          status: 'complete',
-          model: 'qwen2.5',
-          promptTokens: 11,
-          completionTokens: 22,
-          latencyMs: 333,
-          ttftMs: 44,
-        });
+        await storeReply(
+          db,
+          {
+            conversationId,
+            replyTo: q.id,
+            content: answer,
+            status: 'complete',
+            model: 'qwen2.5',
+            promptTokens: 11,
+            completionTokens: 22,
+            latencyMs: 333,
+            ttftMs: 44,
+          },
+          { userId: null, platform: 'api', outcome: 'complete', content: null },
+        );
       };
       await exchange(own, ownUser, `hello ${word} world`, 'hi there');
       await exchange(other, otherUser, `the quick brown fox ${word}`, `今天天气很好 ${word}x`);

@@ -128,7 +128,7 @@ describe('conversation engine', () => {
     await s.finished((x) => x.chat === '700' && x.text.includes('banana'));
     assert.equal(s.mock.requests.at(-1)!.body.model, 'big-model', 'the switched model is used');
     await s.send({ text: '/new', chat: { id: '700', type: 'direct' } });
-    await s.finished((x) => x.chat === '700' && x.text.includes('new conversation'));
+    await s.finished((x) => x.chat === '700' && x.text === 'Started a new conversation.');
     await s.send({ text: 'what word?', chat: { id: '700', type: 'direct' } });
     await s.finished((x) => x.chat === '700' && x.text.includes('what word?'));
     const last = s.mock.requests.at(-1)!.body;

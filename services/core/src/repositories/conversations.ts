@@ -1,4 +1,4 @@
-import type { Db } from './db.ts';
+import type { Db, Queryable } from './db.ts';
 
 export interface Conversation {
   id: string;
@@ -14,7 +14,7 @@ const COLUMNS = 'id, scope, platform, chat_id, chat_type, user_id, model';
 
 /** The active conversation of a scope, started if there is none. */
 export async function activeConversation(
-  db: Db,
+  db: Queryable,
   s: {
     scope: string;
     platform: string;
@@ -24,10 +24,11 @@ export async function activeConversation(
     title?: string;
   },
 ): Promise<Conversation> {
-  const found = await db.query<Conversation>(
-    `SELECT ${COLUMNS} FROM conversations WHERE scope = $1 AND active`,
-    [s.scope],
-  );
+  const found = await db.query<Conversation>({
+    name: 'core.conversation.active',
+    text: `SELECT ${COLUMNS} FROM conversations WHERE scope = $1 AND active`,
+    values: [s.scope],
+  });
   if (found.rows[0]) return found.rows[0];
   const ins = await db.query<Conversation>(
     `INSERT INTO conversations(scope, platform, chat_id, chat_type, user_id, title) VALUES ($1, $2, $3, $4, $5, $6)

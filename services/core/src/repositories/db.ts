@@ -2,6 +2,8 @@ import pg from 'pg';
 
 export type Db = pg.Pool;
 export type DbClient = pg.PoolClient;
+/** A pool or a client inside a transaction: repository functions take either. */
+export type Queryable = Pick<pg.Pool, 'query'>;
 
 // bigint columns (ids, counts) as numbers: ours stay far below 2^53
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -19,11 +21,19 @@ export function createPool(url: string, max: number): Db {
   return pool;
 }
 
-/** Runs `fn` in a transaction on one client. */
-export async function transaction<T>(db: Db, fn: (c: DbClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` in a transaction on one client. `durable: false` skips waiting for the WAL flush at
+ * commit (synchronous_commit off): for writes that a later synchronous commit, or a re-run of the
+ * job that made them, will cover anyway.
+ */
+export async function transaction<T>(
+  db: Db,
+  fn: (c: DbClient) => Promise<T>,
+  opts: { durable?: boolean } = {},
+): Promise<T> {
   const client = await db.connect();
   try {
-    await client.query('BEGIN');
+    await client.query(opts.durable === false ? 'BEGIN; SET LOCAL synchronous_commit TO OFF' : 'BEGIN');
     const out = await fn(client);
     await client.query('COMMIT');
     return out;

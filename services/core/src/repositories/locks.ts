@@ -12,10 +12,11 @@ export async function tryScopeLock(db: Db, scope: string): Promise<ConversationL
   const client = await db.connect();
   let ok = false;
   try {
-    const { rows } = await client.query<{ ok: boolean }>(
-      'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
-      [scope],
-    );
+    const { rows } = await client.query<{ ok: boolean }>({
+      name: 'core.lock.try',
+      text: 'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
+      values: [scope],
+    });
     ok = rows[0]!.ok;
   } finally {
     if (!ok) client.release();
@@ -27,7 +28,11 @@ export async function tryScopeLock(db: Db, scope: string): Promise<ConversationL
       if (released) return;
       released = true;
       try {
-        await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [scope]);
+        await client.query({
+          name: 'core.lock.release',
+          text: 'SELECT pg_advisory_unlock(hashtextextended($1, 0))',
+          values: [scope],
+        });
         client.release();
       } catch (err) {
         // the connection is broken: destroy it, which frees the lock on the server

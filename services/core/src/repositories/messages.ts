@@ -1,4 +1,5 @@
-import { type Db, transaction } from './db.ts';
+import type { Conversation } from './conversations.ts';
+import type { Db, Queryable } from './db.ts';
 
 export interface StoredMessage {
   id: number;
@@ -11,7 +12,7 @@ export interface StoredMessage {
 
 /** Stores an inbound user message; a redelivered platform message returns the existing row. */
 export async function storeUserMessage(
-  db: Db,
+  db: Queryable,
   m: {
     conversationId: string;
     userId: number | null;
@@ -25,12 +26,13 @@ export async function storeUserMessage(
     meta?: MessageMeta | null;
   },
 ): Promise<{ id: number; status: string; conversationId: string; created: boolean }> {
-  const ins = await db.query<{ id: number; status: string; conversation_id: string }>(
-    `INSERT INTO messages(conversation_id, role, content, user_id, platform, platform_message_id, order_key, status, sent_at, action, meta)
+  const ins = await db.query<{ id: number; status: string; conversation_id: string }>({
+    name: 'core.message.store',
+    text: `INSERT INTO messages(conversation_id, role, content, user_id, platform, platform_message_id, order_key, status, sent_at, action, meta)
      VALUES ($1, 'user', $2, $3, $4, $5, $6, $7, $8, $9, $10)
      ON CONFLICT (platform, platform_message_id) WHERE platform_message_id IS NOT NULL DO NOTHING
      RETURNING id, status, conversation_id`,
-    [
+    values: [
       m.conversationId,
       m.content,
       m.userId,
@@ -42,7 +44,7 @@ export async function storeUserMessage(
       m.action ?? null,
       m.meta ? JSON.stringify(m.meta) : null,
     ],
-  );
+  });
   if (ins.rows[0])
     return {
       id: ins.rows[0].id,
@@ -63,8 +65,13 @@ export async function storeUserMessage(
 }
 
 export async function messageStatus(db: Db, id: number): Promise<string | undefined> {
-  return (await db.query<{ status: string }>('SELECT status FROM messages WHERE id = $1', [id])).rows[0]
-    ?.status;
+  return (
+    await db.query<{ status: string }>({
+      name: 'core.message.status',
+      text: 'SELECT status FROM messages WHERE id = $1',
+      values: [id],
+    })
+  ).rows[0]?.status;
 }
 
 /** What answering a message needs beyond its text. */
@@ -92,19 +99,56 @@ export interface QueuedMessage {
 
 /**
  * The oldest message still waiting for an answer in a chat scope, across its conversations (a `/new`
- * switches conversations, yet earlier questions are still answered first).
+ * switches conversations, yet earlier questions are still answered first), with its conversation
+ * and whether an answer is already stored (a re-run after a crash).
  */
 export async function oldestQueued(
   db: Db,
   scope: string,
-): Promise<(QueuedMessage & { conversation_id: string }) | undefined> {
-  const { rows } = await db.query<QueuedMessage & { conversation_id: string }>(
-    `SELECT m.id, m.conversation_id, m.content, m.user_id, m.platform_message_id, m.sent_at, m.action, m.meta
+): Promise<{ message: QueuedMessage; conversation: Conversation; hasReply: boolean } | undefined> {
+  const { rows } = await db.query<
+    QueuedMessage & {
+      conversation_id: string;
+      c_scope: string;
+      c_platform: string;
+      c_chat_id: string;
+      c_chat_type: 'direct' | 'group';
+      c_user_id: number | null;
+      c_model: string | null;
+      has_reply: boolean;
+    }
+  >({
+    name: 'core.message.next',
+    text: `SELECT m.id, m.conversation_id, m.content, m.user_id, m.platform_message_id, m.sent_at, m.action, m.meta,
+            c.scope AS c_scope, c.platform AS c_platform, c.chat_id AS c_chat_id, c.chat_type AS c_chat_type, c.user_id AS c_user_id, c.model AS c_model,
+            EXISTS (SELECT 1 FROM messages a WHERE a.reply_to = m.id) AS has_reply
      FROM messages m JOIN conversations c ON c.id = m.conversation_id
      WHERE c.scope = $1 AND m.status = 'queued' ORDER BY m.order_key, m.id LIMIT 1`,
-    [scope],
-  );
-  return rows[0];
+    values: [scope],
+  });
+  const r = rows[0];
+  if (!r) return undefined;
+  return {
+    message: {
+      id: r.id,
+      content: r.content,
+      user_id: r.user_id,
+      platform_message_id: r.platform_message_id,
+      sent_at: r.sent_at,
+      action: r.action,
+      meta: r.meta,
+    },
+    conversation: {
+      id: r.conversation_id,
+      scope: r.c_scope,
+      platform: r.c_platform,
+      chat_id: r.c_chat_id,
+      chat_type: r.c_chat_type,
+      user_id: r.c_user_id,
+      model: r.c_model,
+    },
+    hasReply: r.has_reply,
+  };
 }
 
 /**
@@ -118,16 +162,17 @@ export async function recentHistory(
   beforeId: number,
   limit: number,
 ): Promise<{ role: 'user' | 'assistant'; content: string }[]> {
-  const { rows } = await db.query<{ q: string; a: string | null }>(
-    `SELECT q.content AS q, CASE WHEN a.status IN ('complete', 'stopped') THEN a.content END AS a
+  const { rows } = await db.query<{ q: string; a: string | null }>({
+    name: 'core.message.history',
+    text: `SELECT q.content AS q, CASE WHEN a.status IN ('complete', 'stopped') THEN a.content END AS a
      FROM messages q
      JOIN messages cur ON cur.id = $2
      LEFT JOIN messages a ON a.reply_to = q.id
      WHERE q.conversation_id = $1 AND q.role = 'user' AND q.status = 'answered' AND q.content <> ''
        AND (q.order_key, q.id) < (cur.order_key, cur.id)
      ORDER BY q.order_key DESC, q.id DESC LIMIT $3`,
-    [conversationId, beforeId, limit],
-  );
+    values: [conversationId, beforeId, limit],
+  });
   const out: { role: 'user' | 'assistant'; content: string }[] = [];
   for (const r of rows) {
     if (r.a) out.push({ role: 'assistant', content: r.a });
@@ -136,7 +181,10 @@ export async function recentHistory(
   return out.slice(0, limit);
 }
 
-/** Stores the answer and marks its question answered, once (a re-run after a crash changes nothing). */
+/**
+ * Stores the answer, marks its question answered and writes its audit entry, in one statement
+ * and once: a re-run after a crash changes nothing and writes no second audit entry.
+ */
 export async function storeReply(
   db: Db,
   r: {
@@ -150,26 +198,38 @@ export async function storeReply(
     latencyMs: number;
     ttftMs: number | null;
   },
+  audit: { userId: number | null; platform: string; outcome: string; content: string | null },
 ): Promise<boolean> {
-  return transaction(db, async (c) => {
-    const ins = await c.query(
-      `INSERT INTO messages(conversation_id, role, content, status, reply_to, model, prompt_tokens, completion_tokens, latency_ms, ttft_ms)
-       VALUES ($1, 'assistant', $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (reply_to) WHERE reply_to IS NOT NULL DO NOTHING`,
-      [
-        r.conversationId,
-        r.content,
-        r.status,
-        r.replyTo,
-        r.model,
-        r.promptTokens,
-        r.completionTokens,
-        r.latencyMs,
-        r.ttftMs,
-      ],
-    );
-    await c.query(`UPDATE messages SET status = 'answered' WHERE id = $1 AND status = 'queued'`, [r.replyTo]);
-    return (ins.rowCount ?? 0) > 0;
+  const { rows } = await db.query<{ inserted: number }>({
+    name: 'core.reply.store',
+    text: `WITH ins AS (
+       INSERT INTO messages(conversation_id, role, content, status, reply_to, model, prompt_tokens, completion_tokens, latency_ms, ttft_ms)
+       VALUES ($1, 'assistant', $2, $3, $4, $5, $6, $7, $8, $9)
+       ON CONFLICT (reply_to) WHERE reply_to IS NOT NULL DO NOTHING RETURNING id
+     ), answered AS (
+       UPDATE messages SET status = 'answered' WHERE id = $4 AND status = 'queued' RETURNING id
+     ), audited AS (
+       INSERT INTO audit_log(kind, user_id, platform, conversation_id, model, duration_ms, prompt_tokens, completion_tokens, outcome, content)
+       SELECT 'model.invoke', $10, $11, $1, $5, $8, $6, $7, $12, $13 WHERE EXISTS (SELECT 1 FROM ins) RETURNING id
+     )
+     SELECT (SELECT count(*) FROM ins)::int + 0 * (SELECT count(*) FROM answered) + 0 * (SELECT count(*) FROM audited) AS inserted`,
+    values: [
+      r.conversationId,
+      r.content,
+      r.status,
+      r.replyTo,
+      r.model,
+      r.promptTokens,
+      r.completionTokens,
+      r.latencyMs,
+      r.ttftMs,
+      audit.userId,
+      audit.platform,
+      audit.outcome,
+      audit.content,
+    ],
   });
+  return rows[0]!.inserted > 0;
 }
 
 export async function setMessageStatus(

@@ -1,4 +1,4 @@
-import type { Db } from './db.ts';
+import type { Db, Queryable } from './db.ts';
 
 export interface Identity {
   userId: number;
@@ -10,22 +10,24 @@ export interface Identity {
  * Safe under concurrent first messages from the same sender.
  */
 export async function identify(
-  db: Db,
+  db: Queryable,
   p: { platform: string; externalId: string; displayName: string; username?: string },
 ): Promise<Identity> {
-  const { rows } = await db.query<{ user_id: number; approved: boolean }>(
-    `WITH existing AS (SELECT user_id FROM identities WHERE platform = $1 AND external_id = $2),
+  const { rows } = await db.query<{ user_id: number; approved: boolean; inserted: boolean }>({
+    name: 'core.identify',
+    text: `WITH existing AS (SELECT user_id FROM identities WHERE platform = $1 AND external_id = $2),
      new_user AS (INSERT INTO users(display_name) SELECT $3 WHERE NOT EXISTS (SELECT 1 FROM existing) RETURNING id)
      INSERT INTO identities(platform, external_id, user_id, display_name, username)
      VALUES ($1, $2, COALESCE((SELECT user_id FROM existing), (SELECT id FROM new_user)), $3, $4)
      ON CONFLICT (platform, external_id) DO UPDATE
        SET display_name = EXCLUDED.display_name, username = EXCLUDED.username, updated_at = now()
        WHERE identities.display_name IS DISTINCT FROM EXCLUDED.display_name OR identities.username IS DISTINCT FROM EXCLUDED.username
-     RETURNING user_id, approved`,
-    [p.platform, p.externalId, p.displayName, p.username ?? null],
-  );
+     RETURNING user_id, approved, (xmax = 0) AS inserted`,
+    values: [p.platform, p.externalId, p.displayName, p.username ?? null],
+  });
   if (rows[0]) {
-    if (p.displayName)
+    // a new identity's user was created with this name; a changed one updates it
+    if (p.displayName && !rows[0].inserted)
       await db.query(
         'UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1 AND display_name IS DISTINCT FROM $2',
         [rows[0].user_id, p.displayName],

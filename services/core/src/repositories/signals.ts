@@ -44,9 +44,9 @@ export class Signals {
     return active === 1;
   }
 
-  /** Counts a message against the user's rate; returns the count in the current window. */
-  async countMessage(userId: number, windowMs: number): Promise<number> {
-    const key = `${this.prefix}rate:${userId}:${Math.floor(Date.now() / windowMs)}`;
+  /** Counts a message against its sender's rate; returns the count in the current window. */
+  async countMessage(sender: string, windowMs: number): Promise<number> {
+    const key = `${this.prefix}rate:${sender}:${Math.floor(Date.now() / windowMs)}`;
     const [[, n]] = (await this.redis
       .multi()
       .incr(key)

@@ -9,7 +9,6 @@ import {
 } from '@pincer/shared';
 import type { CoreConfig, Route } from '../config.ts';
 import type { RestChat, RestChatRequest, RestChatResult } from '../http/app.ts';
-import { writeAudit } from '../repositories/audit.ts';
 import {
   activeConversation,
   type Conversation,
@@ -17,7 +16,7 @@ import {
   setConversationModel,
   startNewConversation,
 } from '../repositories/conversations.ts';
-import type { Db } from '../repositories/db.ts';
+import { type Db, transaction } from '../repositories/db.ts';
 import { type LlmClient, ModelError, type ModelInfo } from '../repositories/llm.ts';
 import {
   existingReply,
@@ -121,43 +120,9 @@ export class Engine implements RestChat {
       }
     }
     metrics.messages.inc({ platform, direction: 'in' });
-    const who = await identify(db, {
-      platform,
-      externalId: m.sender.id,
-      displayName: m.sender.display_name,
-      username: m.sender.username,
-    });
 
-    if (m.chat.type === 'direct' && m.event === 'message') {
-      const allowed = access.direct === 'open' || access.allow_users.includes(m.sender.id) || who.approved;
-      if (!allowed) {
-        if (access.direct === 'pairing') {
-          const p = config.access.pairing;
-          const out = await pairingCode(db, {
-            platform,
-            externalId: m.sender.id,
-            displayName: m.sender.display_name,
-            ttlMinutes: p.code_ttl_minutes,
-            maxPending: p.max_pending,
-          });
-          const text =
-            out.kind === 'code'
-              ? say('pairing', lang, {
-                  code: out.code,
-                  minutes: Math.max(1, Math.round((out.expiresAt.getTime() - Date.now()) / 60_000)),
-                })
-              : say('pairing_full', lang);
-          await this.sendText(target, sysReplyId, text);
-          metrics.replies.inc({ platform, outcome: 'pairing' });
-        } else {
-          await this.sendText(target, sysReplyId, say('not_allowed', lang));
-          metrics.replies.inc({ platform, outcome: 'denied' });
-        }
-        return 'done';
-      }
-    }
-
-    const count = await this.d.signals.countMessage(who.userId, config.rateLimit.windowMs);
+    // the rate is counted per platform sender, before any database work
+    const count = await this.d.signals.countMessage(`${platform}:${m.sender.id}`, config.rateLimit.windowMs);
     if (count > config.rateLimit.limit) {
       // one polite word per window, then silence
       if (count === config.rateLimit.limit + 1)
@@ -167,14 +132,6 @@ export class Engine implements RestChat {
     }
 
     const scope = this.scopeOf(m);
-    const conversation = await activeConversation(db, {
-      scope,
-      platform,
-      chatId: m.chat.id,
-      chatType: m.chat.type,
-      userId: m.chat.type === 'direct' ? who.userId : null,
-      title: m.chat.title,
-    });
     const route = chooseRoute(config.routes, {
       platform,
       chatType: m.chat.type,
@@ -182,6 +139,8 @@ export class Engine implements RestChat {
       command: command?.name,
       event: m.event,
     });
+    // stop and new act on arrival: they must not wait behind the reply they concern
+    const immediate = route.action === 'stop' || route.action === 'new_conversation';
     const meta: MessageMeta = {
       route: route.index,
       chat_type: m.chat.type,
@@ -191,20 +150,75 @@ export class Engine implements RestChat {
       sent_at: m.sent_at,
       language: lang,
     };
-    // stop and new act on arrival: they must not wait behind the reply they concern
-    const immediate = route.action === 'stop' || route.action === 'new_conversation';
-    const stored = await storeUserMessage(db, {
-      conversationId: conversation.id,
-      userId: who.userId,
-      platform,
-      platformMessageId: m.message_id,
-      orderKey: m.order,
-      content: m.text,
-      sentAt: new Date(m.sent_at),
-      status: immediate ? 'handled' : 'queued',
-      action: route.action,
-      meta,
-    });
+    // one transaction for the intake, committed without waiting for the WAL flush: the job is
+    // acknowledged only after the reply's own (synchronous) commit, and a re-run redoes all of this
+    const intake = await transaction(
+      db,
+      async (c) => {
+        const who = await identify(c, {
+          platform,
+          externalId: m.sender.id,
+          displayName: m.sender.display_name,
+          username: m.sender.username,
+        });
+        if (
+          m.chat.type === 'direct' &&
+          m.event === 'message' &&
+          !(access.direct === 'open' || access.allow_users.includes(m.sender.id) || who.approved)
+        ) {
+          return { allowed: false as const };
+        }
+        const conversation = await activeConversation(c, {
+          scope,
+          platform,
+          chatId: m.chat.id,
+          chatType: m.chat.type,
+          userId: m.chat.type === 'direct' ? who.userId : null,
+          title: m.chat.title,
+        });
+        const stored = await storeUserMessage(c, {
+          conversationId: conversation.id,
+          userId: who.userId,
+          platform,
+          platformMessageId: m.message_id,
+          orderKey: m.order,
+          content: m.text,
+          sentAt: new Date(m.sent_at),
+          status: immediate ? 'handled' : 'queued',
+          action: route.action,
+          meta,
+        });
+        return { allowed: true as const, conversation, stored };
+      },
+      { durable: false },
+    );
+
+    if (!intake.allowed) {
+      if (access.direct === 'pairing') {
+        const p = config.access.pairing;
+        const out = await pairingCode(db, {
+          platform,
+          externalId: m.sender.id,
+          displayName: m.sender.display_name,
+          ttlMinutes: p.code_ttl_minutes,
+          maxPending: p.max_pending,
+        });
+        const text =
+          out.kind === 'code'
+            ? say('pairing', lang, {
+                code: out.code,
+                minutes: Math.max(1, Math.round((out.expiresAt.getTime() - Date.now()) / 60_000)),
+              })
+            : say('pairing_full', lang);
+        await this.sendText(target, sysReplyId, text);
+        metrics.replies.inc({ platform, outcome: 'pairing' });
+      } else {
+        await this.sendText(target, sysReplyId, say('not_allowed', lang));
+        metrics.replies.inc({ platform, outcome: 'denied' });
+      }
+      return 'done';
+    }
+    const { conversation, stored } = intake;
     if (immediate) {
       if (!stored.created) return 'done'; // a redelivered /stop or /new was already acted on
       if (route.action === 'stop') {
@@ -234,16 +248,16 @@ export class Engine implements RestChat {
       for (;;) {
         const next = await oldestQueued(this.d.db, scope);
         if (!next) break;
-        const conversation = await getConversation(this.d.db, next.conversation_id);
-        if (!conversation) break;
+        const m = next.message;
         await this.processQueued(
-          conversation,
-          next,
+          next.conversation,
+          m,
+          next.hasReply,
           {
             ...target,
-            replyToMessageId: next.platform_message_id ?? undefined,
-            requestId: next.meta?.request_id,
-            chat: { ...target.chat, thread_id: next.meta?.thread_id },
+            replyToMessageId: m.platform_message_id ?? undefined,
+            requestId: m.meta?.request_id,
+            chat: { ...target.chat, thread_id: m.meta?.thread_id },
           },
           platform,
         );
@@ -265,6 +279,7 @@ export class Engine implements RestChat {
   private async processQueued(
     conversation: Conversation,
     message: QueuedMessage,
+    hasReply: boolean,
     target: PlatformTarget,
     platform: ChatPlatform,
   ): Promise<void> {
@@ -289,7 +304,7 @@ export class Engine implements RestChat {
       case 'process_with_llm': {
         if (!message.content.trim()) return simple(say('text_only', lang));
         const sink = this.platformSink(target, replyId, platform, message.meta?.sent_at);
-        await this.answer(conversation, message, route, sink, lang, platform);
+        await this.answer(conversation, message, hasReply, route, sink, lang, platform);
         return;
       }
       default:
@@ -360,6 +375,7 @@ export class Engine implements RestChat {
   private async answer(
     conversation: Conversation,
     message: QueuedMessage,
+    hasReply: boolean,
     route: Route,
     sink: ReplySink,
     lang: Lang,
@@ -368,7 +384,7 @@ export class Engine implements RestChat {
     modelOverride?: string,
   ): Promise<RestChatResult['reply']> {
     const { db, llm, config, metrics, log, signals } = this.d;
-    const stored = await existingReply(db, message.id);
+    const stored = hasReply ? await existingReply(db, message.id) : undefined;
     if (stored) {
       await setMessageStatus(db, message.id, 'answered');
       await sink.finish(stored.content, stored.status as 'complete' | 'stopped' | 'failed');
@@ -445,30 +461,27 @@ export class Engine implements RestChat {
     const usage = outcome?.usage ?? null;
     const model = outcome?.model ?? modelName ?? null;
     const preStore = performance.now();
-    await storeReply(db, {
-      conversationId: conversation.id,
-      replyTo: message.id,
-      content: finalText,
-      status,
-      model,
-      promptTokens: usage?.prompt_tokens ?? null,
-      completionTokens: usage?.completion_tokens ?? null,
-      latencyMs,
-      ttftMs,
-    });
+    await storeReply(
+      db,
+      {
+        conversationId: conversation.id,
+        replyTo: message.id,
+        content: finalText,
+        status,
+        model,
+        promptTokens: usage?.prompt_tokens ?? null,
+        completionTokens: usage?.completion_tokens ?? null,
+        latencyMs,
+        ttftMs,
+      },
+      {
+        userId: message.user_id,
+        platform,
+        outcome: status === 'failed' ? `failed:${failure}` : status,
+        content: config.audit.include_content ? `Q: ${message.content}\nA: ${finalText}` : null,
+      },
+    );
     await sink.finish(finalText, status);
-    await writeAudit(db, {
-      kind: 'model.invoke',
-      userId: message.user_id,
-      platform,
-      conversationId: conversation.id,
-      model,
-      durationMs: latencyMs,
-      promptTokens: usage?.prompt_tokens ?? null,
-      completionTokens: usage?.completion_tokens ?? null,
-      outcome: status === 'failed' ? `failed:${failure}` : status,
-      content: config.audit.include_content ? `Q: ${message.content}\nA: ${finalText}` : null,
-    });
     metrics.replies.inc({ platform, outcome: status });
     metrics.messages.inc({ platform, direction: 'out' });
     // our own time: everything but the model's stream
@@ -674,6 +687,7 @@ export class Engine implements RestChat {
         const reply = await this.answer(
           conversation,
           message,
+          false,
           route,
           sink,
           languageOf(question),
