@@ -20,7 +20,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/test/**', 'bench/**'],
+    files: ['**/test/**', 'tests/**', 'bench/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
 );

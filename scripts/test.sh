@@ -22,7 +22,7 @@ log "build (what the images ship)"
 npm run build --silent
 
 if [ $# -gt 0 ]; then files=("$@"); else
-  mapfile -t files < <(find packages services -path '*/node_modules' -prune -o -path '*/test/*.test.ts' -print | sort)
+  mapfile -t files < <({ find packages services -path '*/node_modules' -prune -o -path '*/test/*.test.ts' -print; find tests -name '*.test.ts'; } | sort)
 fi
 [ ${#files[@]} -gt 0 ] || die "no test files found"
 log "running ${#files[@]} test files"

@@ -1,82 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { startMockServer } from '@pincer/mock-inference';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { eventually, post } from './harness.ts';
 
 const root = path.resolve(import.meta.dirname, '../../..');
-const read = (f: string) => readFileSync(path.join(root, f), 'utf8');
-const compose = parse(read('docker-compose.yml'));
-const dockerfile = read('services/llm-proxy/Dockerfile');
-const envExample = new Set(
-  [...read('config/.env.example').matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!),
-);
-
-describe('packaging: compose, Dockerfile and the start contract agree', () => {
-  it('the compose file is valid (docker-compose config)', async () => {
-    const r = await promisify(execFile)('docker-compose', ['config', '-q'], {
-      cwd: root,
-      env: { ...process.env, LLM_PROXY_API_KEY: 'x'.repeat(32) },
-    }).catch((e) => e);
-    assert.equal(r.code ?? 0, 0, r.stderr);
-  });
-
-  it('llm-proxy in compose: built from its Dockerfile, port 8000, healthchecked, config mounted, Redis healthy first', () => {
-    const svc = compose.services['llm-proxy'];
-    assert.equal(svc.build.dockerfile, 'services/llm-proxy/Dockerfile');
-    assert.ok(existsSync(path.join(root, svc.build.dockerfile)));
-    assert.equal(svc.environment.PORT, 8000);
-    assert.deepEqual(svc.expose, ['8000']);
-    assert.equal(svc.ports, undefined, 'reached through nginx, not published');
-    assert.match(svc.healthcheck.test.join(' '), /127\.0\.0\.1:8000\/healthz/);
-    assert.ok(svc.volumes.includes('./config:/app/config:ro'));
-    assert.equal(svc.environment.PINCER_CONFIG_DIR, '/app/config');
-    assert.equal(svc.depends_on.redis.condition, 'service_healthy');
-    assert.equal(svc.restart, 'unless-stopped');
-    for (const s of ['redis', 'ollama'])
-      assert.equal(compose.services[s].ports, undefined, `${s} must not publish ports`);
-    assert.match(compose.services.redis.command.join(' '), /--appendonly yes/);
-  });
-
-  it('every variable compose passes to llm-proxy is documented in config/.env.example', () => {
-    const env = compose.services['llm-proxy'].environment;
-    for (const [name, value] of Object.entries(env)) {
-      const fromEnv = /\$\{([A-Z0-9_]+)/.exec(String(value))?.[1];
-      if (fromEnv) assert.ok(envExample.has(fromEnv), `${fromEnv} missing from .env.example`);
-      if (!['PORT', 'PINCER_CONFIG_DIR'].includes(name))
-        assert.ok(envExample.has(name), `${name} missing from .env.example`);
-    }
-    const configTs = read('services/llm-proxy/src/config.ts');
-    const schemaVars = [
-      ...configTs.slice(configTs.indexOf('const EnvSchema')).matchAll(/^\s{2}([A-Z][A-Z0-9_]+):/gm),
-    ].map((m) => m[1]!);
-    assert.ok(schemaVars.length >= 5);
-    for (const v of schemaVars)
-      assert.ok(envExample.has(v) || v === 'PORT', `${v} (read by llm-proxy) missing from .env.example`);
-  });
-
-  it('the Dockerfile: Node 24, multi-stage, non-root, healthcheck, runs the built entry point', () => {
-    assert.match(dockerfile, /ARG NODE_IMAGE=node:24-/);
-    assert.ok((dockerfile.match(/^FROM /gm) ?? []).length >= 3, 'multi-stage');
-    assert.match(dockerfile, /^USER node$/m);
-    assert.match(dockerfile, /^HEALTHCHECK .*\n.*\/healthz/m);
-    assert.match(dockerfile, /npm ci --omit=dev/);
-    const cmd = /^CMD \[(.*)\]$/m.exec(dockerfile)![1]!;
-    assert.match(cmd, /"services\/llm-proxy\/dist\/main\.js"/);
-    // the test-model command in the image runs a file the build produces
-    const wrapped = /exec node \/app\/(services\/llm-proxy\/dist\/cli\/test-model\.js)/.exec(dockerfile)?.[1];
-    assert.ok(wrapped && existsSync(path.join(root, wrapped)), 'test-model wrapper points at a built file');
-    // the image and `npm start` run with the same V8 settings
-    const pkg = JSON.parse(read('services/llm-proxy/package.json'));
-    for (const flag of cmd.match(/"--[^"]+"/g)!.map((f) => f.slice(1, -1)))
-      assert.ok(pkg.scripts.start.includes(flag), `npm start lacks ${flag}`);
-  });
-
+// compose, Dockerfile and env agreement for every service: tests/packaging.test.ts
+describe('llm-proxy as the image runs it', () => {
   it('the built dist/ runs as the image runs it (no source condition) and stops cleanly on SIGTERM', async () => {
     const entry = path.join(root, 'services/llm-proxy/dist/main.js');
     assert.ok(existsSync(entry), 'run `npm run build` first (scripts/test.sh does)');
