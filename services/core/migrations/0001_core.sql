@@ -46,12 +46,16 @@ CREATE TABLE messages (
   role                text NOT NULL CHECK (role IN ('user', 'assistant', 'system')),
   content             text NOT NULL,
   user_id             bigint REFERENCES users(id) ON DELETE SET NULL,
-  -- inbound: the platform message; a redelivered message is the same row
+  -- inbound: the platform message; a redelivered message is the same row (message ids are
+  -- unique only within a chat on Telegram)
   platform            text,
+  chat_id             text,
   platform_message_id text,
   order_key           double precision,
   -- user messages: queued until answered (or handled by a command); assistant: how generation ended
   status              text NOT NULL CHECK (status IN ('queued', 'answered', 'handled', 'skipped', 'complete', 'stopped', 'failed')),
+  -- user messages: how many times answering was started (a message that keeps failing is given up)
+  attempts            integer NOT NULL DEFAULT 0,
   -- assistant messages: the user message they answer, and what producing them cost
   reply_to            bigint REFERENCES messages(id) ON DELETE CASCADE,
   model               text,
@@ -65,7 +69,7 @@ CREATE TABLE messages (
   meta                jsonb,
   created_at          timestamptz NOT NULL DEFAULT now()
 );
-CREATE UNIQUE INDEX messages_platform_id ON messages(platform, platform_message_id) WHERE platform_message_id IS NOT NULL;
+CREATE UNIQUE INDEX messages_platform_id ON messages(platform, chat_id, platform_message_id) WHERE platform_message_id IS NOT NULL;
 CREATE UNIQUE INDEX messages_one_reply ON messages(reply_to) WHERE reply_to IS NOT NULL;
 CREATE INDEX messages_conversation ON messages(conversation_id, id);
 CREATE INDEX messages_queued ON messages(conversation_id, order_key, id) WHERE status = 'queued';

@@ -45,7 +45,7 @@ export async function startCore(
       : `applied migration file(s) were edited afterwards: ${status.changed.join(', ')}`;
     throw new SchemaNotReady(`the database schema is not ready: ${what}`);
   }
-  const redis = redisConnection(config.redisUrl, { autoPipelining: true });
+  const redis = redisConnection(config.redisUrl);
   const subscriber = redisConnection(config.redisUrl);
   const metrics = createCoreMetrics();
   const llm = new LlmClient(config.llmProxyUrl, config.llmProxyKey);
@@ -112,6 +112,7 @@ export async function startCore(
   const shutdown = (deadlineMs = 25_000) =>
     (closing ??= (async () => {
       log.info('core shutting down');
+      engine.stopDraining();
       server.close();
       server.closeIdleConnections();
       // finish the replies in flight, up to the deadline; unfinished jobs are taken over by another process

@@ -45,7 +45,8 @@ export interface Stack {
   env: Record<string, string>;
   logs: string[];
   replies: Map<string, SeenReply>;
-  send(m: Partial<InboundMessageInput> & { text: string }): Promise<string>;
+  /** Enqueues an inbound message (`jobId` to enqueue a redelivery under a new job id). */
+  send(m: Partial<InboundMessageInput> & { text: string; jobId?: string }): Promise<string>;
   /** Resolves with the reply once it is finished (by reply id, or the first whose chat and predicate match). */
   finished(pred: (r: SeenReply) => boolean, timeoutMs?: number): Promise<SeenReply>;
   restartCore(extraConfig?: Record<string, unknown>): Promise<void>;
@@ -98,13 +99,22 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   );
   const t = await createTestDatabase();
   const prefix = `pincer-test-${randomBytes(6).toString('hex')}`;
+  const { system: systemOverrides, ...otherOverrides } = (opts.config ?? {}) as {
+    system?: Record<string, unknown>;
+  };
+  // deep-merged: a test's system settings must never drop the private Redis prefix
   const baseConfig = {
-    system: { redis_prefix: prefix, max_concurrency: 8 },
+    system: {
+      redis_prefix: prefix,
+      max_concurrency: 8,
+      ...systemOverrides,
+      ...(systemOverrides?.redis_prefix ? {} : { redis_prefix: prefix }),
+    },
     access: {
       telegram: { direct: 'open', groups: 'mention' },
       feishu: { direct: 'open', groups: 'mention' },
     },
-    ...opts.config,
+    ...otherOverrides,
   };
   let configDir = writeConfigDir(baseConfig, opts.routing);
   const env = {
@@ -185,7 +195,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         sent_at: m.sent_at ?? Date.now(),
         received_at: m.received_at ?? Date.now(),
       };
-      const jobId = inboundJobId(payload as never);
+      const jobId = m.jobId ?? inboundJobId(payload as never);
       await inbound.add('message', payload, { jobId });
       return jobId;
     },

@@ -1,5 +1,5 @@
 import { writeAudit } from './audit.ts';
-import type { Db } from './db.ts';
+import { type Db, transaction } from './db.ts';
 import { approveIdentity, identify } from './people.ts';
 
 /** Builds a WHERE clause and its parameters together, so placeholders never go out of step. */
@@ -332,31 +332,35 @@ export async function decidePairing(
   db: Db,
   d: { id: string; decision: 'approved' | 'denied'; actor: string },
 ): Promise<PairingDecision> {
-  const request = await getPairingRequest(db, d.id);
-  if (!request) return { outcome: 'unknown' };
-  if (request.status !== 'pending') return { outcome: 'not_pending', request };
-  let userId: number | null = null;
-  if (d.decision === 'approved') {
-    userId = (
-      await identify(db, {
-        platform: request.platform,
-        externalId: request.external_id,
-        displayName: request.display_name,
-      })
-    ).userId;
-    await approveIdentity(db, request.platform, request.external_id);
-  }
-  const { rows } = await db.query<PairingRequest>(
-    `UPDATE pairing_requests SET status = $2, decided_at = now(), decided_by = $3
-     WHERE id = $1 AND status = 'pending' AND expires_at >= now() RETURNING ${PAIRING_COLUMNS}`,
-    [d.id, d.decision, d.actor],
-  );
-  const decided = rows[0];
-  if (!decided) {
-    // decided by someone else, or expired, since we read it
+  // claim the request first, and approve the identity in the same transaction: a concurrent
+  // decision or an expiry can never leave a user approved by a request that was not
+  const result = await transaction(db, async (c) => {
+    const { rows } = await c.query<PairingRequest>(
+      `UPDATE pairing_requests SET status = $2, decided_at = now(), decided_by = $3
+       WHERE id = $1 AND status = 'pending' AND expires_at >= now() RETURNING ${PAIRING_COLUMNS}`,
+      [d.id, d.decision, d.actor],
+    );
+    const decided = rows[0];
+    if (!decided) return undefined;
+    let userId: number | null = null;
+    if (d.decision === 'approved') {
+      userId = (
+        await identify(c, {
+          platform: decided.platform,
+          externalId: decided.external_id,
+          displayName: decided.display_name,
+        })
+      ).userId;
+      await approveIdentity(c, decided.platform, decided.external_id);
+    }
+    return { decided, userId };
+  });
+  if (!result) {
+    // unknown, decided by someone else, or expired
     const now = await getPairingRequest(db, d.id);
     return now ? { outcome: 'not_pending', request: now } : { outcome: 'unknown' };
   }
+  const { decided, userId } = result;
   await writeAudit(db, {
     kind: d.decision === 'approved' ? 'pairing.approve' : 'pairing.deny',
     actor: d.actor,

@@ -15,6 +15,9 @@ export function createPool(url: string, max: number): Db {
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 5_000,
     application_name: 'pincer-core',
+    keepAlive: true,
+    // the server drops a vanished client (and its advisory locks) within about a minute, not hours
+    options: '-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3',
   });
   // an idle client losing its connection (Postgres restart) must not crash the process
   pool.on('error', () => {});

@@ -59,7 +59,8 @@ export class LlmClient {
   async listModels(fresh = false): Promise<ModelInfo[]> {
     if (!fresh && this.models && Date.now() - this.models.at < 60_000) return this.models.list;
     try {
-      const page = await this.client.models.list();
+      // short: a hung llm-proxy must not hold a chat's turn for the SDK's default timeout
+      const page = await this.client.models.list({ timeout: 5_000 });
       const list = (page.data as unknown as ModelInfo[]).map((m) => ({
         id: m.id,
         name: m.name ?? m.id,

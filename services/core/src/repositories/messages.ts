@@ -1,5 +1,5 @@
 import type { Conversation } from './conversations.ts';
-import type { Db, Queryable } from './db.ts';
+import type { Queryable } from './db.ts';
 
 export interface StoredMessage {
   id: number;
@@ -17,6 +17,7 @@ export async function storeUserMessage(
     conversationId: string;
     userId: number | null;
     platform: string | null;
+    chatId?: string | null;
     platformMessageId: string | null;
     orderKey: number;
     content: string;
@@ -25,16 +26,23 @@ export async function storeUserMessage(
     action?: string | null;
     meta?: MessageMeta | null;
   },
-): Promise<{ id: number; status: string; conversationId: string; created: boolean }> {
+): Promise<{
+  id: number;
+  status: string;
+  conversationId: string;
+  created: boolean;
+  /** A redelivered message's stored answer, if it has one. */
+  reply?: { content: string; status: string };
+}> {
   const ins = await db.query<{ id: number; status: string; conversation_id: string }>({
     name: 'core.message.store',
-    text: `INSERT INTO messages(conversation_id, role, content, user_id, platform, platform_message_id, order_key, status, sent_at, action, meta)
-     VALUES ($1, 'user', $2, $3, $4, $5, $6, $7, $8, $9, $10)
-     ON CONFLICT (platform, platform_message_id) WHERE platform_message_id IS NOT NULL DO NOTHING
+    text: `INSERT INTO messages(conversation_id, role, content, user_id, platform, chat_id, platform_message_id, order_key, status, sent_at, action, meta)
+     VALUES ($1, 'user', $2, $3, $4, $11, $5, $6, $7, $8, $9, $10)
+     ON CONFLICT (platform, chat_id, platform_message_id) WHERE platform_message_id IS NOT NULL DO NOTHING
      RETURNING id, status, conversation_id`,
     values: [
       m.conversationId,
-      m.content,
+      withoutNul(m.content),
       m.userId,
       m.platform,
       m.platformMessageId,
@@ -43,6 +51,7 @@ export async function storeUserMessage(
       m.sentAt,
       m.action ?? null,
       m.meta ? JSON.stringify(m.meta) : null,
+      m.chatId ?? null,
     ],
   });
   if (ins.rows[0])
@@ -52,19 +61,31 @@ export async function storeUserMessage(
       conversationId: ins.rows[0].conversation_id,
       created: true,
     };
-  const { rows } = await db.query<{ id: number; status: string; conversation_id: string }>(
-    'SELECT id, status, conversation_id FROM messages WHERE platform = $1 AND platform_message_id = $2',
-    [m.platform, m.platformMessageId],
+  const { rows } = await db.query<{
+    id: number;
+    status: string;
+    conversation_id: string;
+    reply_content: string | null;
+    reply_status: string | null;
+  }>(
+    `SELECT m.id, m.status, m.conversation_id, a.content AS reply_content, a.status AS reply_status
+     FROM messages m LEFT JOIN messages a ON a.reply_to = m.id
+     WHERE m.platform = $1 AND m.chat_id = $2 AND m.platform_message_id = $3`,
+    [m.platform, m.chatId ?? null, m.platformMessageId],
   );
   return {
     id: rows[0]!.id,
     status: rows[0]!.status,
     conversationId: rows[0]!.conversation_id,
+    reply:
+      rows[0]!.reply_content !== null
+        ? { content: rows[0]!.reply_content, status: rows[0]!.reply_status! }
+        : undefined,
     created: false,
   };
 }
 
-export async function messageStatus(db: Db, id: number): Promise<string | undefined> {
+export async function messageStatus(db: Queryable, id: number): Promise<string | undefined> {
   return (
     await db.query<{ status: string }>({
       name: 'core.message.status',
@@ -95,6 +116,13 @@ export interface QueuedMessage {
   sent_at: Date | null;
   action: string | null;
   meta: MessageMeta | null;
+  /** Times answering this message was started, this one included. */
+  attempts?: number;
+}
+
+/** Postgres text cannot hold NUL characters; a model (or a user) can produce them. */
+export function withoutNul(s: string): string {
+  return s.includes('\u0000') ? s.replaceAll('\u0000', '') : s;
 }
 
 /**
@@ -103,7 +131,7 @@ export interface QueuedMessage {
  * and whether an answer is already stored (a re-run after a crash).
  */
 export async function oldestQueued(
-  db: Db,
+  db: Queryable,
   scope: string,
 ): Promise<{ message: QueuedMessage; conversation: Conversation; hasReply: boolean } | undefined> {
   const { rows } = await db.query<
@@ -119,11 +147,17 @@ export async function oldestQueued(
     }
   >({
     name: 'core.message.next',
-    text: `SELECT m.id, m.conversation_id, m.content, m.user_id, m.platform_message_id, m.sent_at, m.action, m.meta,
+    // counts the attempt as it picks the message: one that keeps failing is given up, not retried forever
+    text: `WITH next AS (
+       SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+       WHERE c.scope = $1 AND m.status = 'queued' ORDER BY m.order_key, m.id LIMIT 1
+     ), m AS (
+       UPDATE messages SET attempts = messages.attempts + 1 FROM next WHERE messages.id = next.id RETURNING messages.*
+     )
+     SELECT m.id, m.conversation_id, m.content, m.user_id, m.platform_message_id, m.sent_at, m.action, m.meta, m.attempts,
             c.scope AS c_scope, c.platform AS c_platform, c.chat_id AS c_chat_id, c.chat_type AS c_chat_type, c.user_id AS c_user_id, c.model AS c_model,
             EXISTS (SELECT 1 FROM messages a WHERE a.reply_to = m.id) AS has_reply
-     FROM messages m JOIN conversations c ON c.id = m.conversation_id
-     WHERE c.scope = $1 AND m.status = 'queued' ORDER BY m.order_key, m.id LIMIT 1`,
+     FROM m JOIN conversations c ON c.id = m.conversation_id`,
     values: [scope],
   });
   const r = rows[0];
@@ -137,6 +171,7 @@ export async function oldestQueued(
       sent_at: r.sent_at,
       action: r.action,
       meta: r.meta,
+      attempts: r.attempts,
     },
     conversation: {
       id: r.conversation_id,
@@ -157,7 +192,7 @@ export async function oldestQueued(
  * answers left out). At most `limit` messages.
  */
 export async function recentHistory(
-  db: Db,
+  db: Queryable,
   conversationId: string,
   beforeId: number,
   limit: number,
@@ -186,7 +221,7 @@ export async function recentHistory(
  * and once: a re-run after a crash changes nothing and writes no second audit entry.
  */
 export async function storeReply(
-  db: Db,
+  db: Queryable,
   r: {
     conversationId: string;
     replyTo: number;
@@ -215,7 +250,7 @@ export async function storeReply(
      SELECT (SELECT count(*) FROM ins)::int + 0 * (SELECT count(*) FROM answered) + 0 * (SELECT count(*) FROM audited) AS inserted`,
     values: [
       r.conversationId,
-      r.content,
+      withoutNul(r.content),
       r.status,
       r.replyTo,
       r.model,
@@ -233,16 +268,16 @@ export async function storeReply(
 }
 
 export async function setMessageStatus(
-  db: Db,
+  db: Queryable,
   id: number,
-  status: 'handled' | 'skipped' | 'answered',
+  status: 'handled' | 'skipped' | 'answered' | 'failed',
 ): Promise<void> {
   await db.query(`UPDATE messages SET status = $2 WHERE id = $1 AND status = 'queued'`, [id, status]);
 }
 
 /** A finished reply already stored for this question (the job is a re-run). */
 export async function existingReply(
-  db: Db,
+  db: Queryable,
   replyTo: number,
 ): Promise<{ content: string; status: string } | undefined> {
   return (
@@ -255,7 +290,7 @@ export async function existingReply(
 
 /** An earlier answer a REST client sent as history, linked to the question it followed. */
 export async function storeHistoryReply(
-  db: Db,
+  db: Queryable,
   conversationId: string,
   replyTo: number,
   content: string,

@@ -1,4 +1,4 @@
-import type { Db, Queryable } from './db.ts';
+import type { Queryable } from './db.ts';
 
 export interface Identity {
   userId: number;
@@ -42,7 +42,7 @@ export async function identify(
   return { userId: again.rows[0]!.user_id, approved: again.rows[0]!.approved };
 }
 
-export async function approveIdentity(db: Db, platform: string, externalId: string): Promise<void> {
+export async function approveIdentity(db: Queryable, platform: string, externalId: string): Promise<void> {
   await db.query(
     'UPDATE identities SET approved = true, updated_at = now() WHERE platform = $1 AND external_id = $2',
     [platform, externalId],

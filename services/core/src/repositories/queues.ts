@@ -5,13 +5,8 @@ import { Redis } from 'ioredis';
 export { DelayedError, type Job };
 
 /** One Redis connection factory for BullMQ (it needs maxRetriesPerRequest: null on blocking connections). */
-export function redisConnection(url: string, opts: { autoPipelining?: boolean } = {}): Redis {
-  // auto-pipelining sends the commands issued in one tick in one write: far fewer syscalls under load
-  const r = new Redis(url, {
-    maxRetriesPerRequest: null,
-    enableReadyCheck: true,
-    enableAutoPipelining: opts.autoPipelining ?? false,
-  });
+export function redisConnection(url: string): Redis {
+  const r = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
   r.on('error', () => {});
   return r;
 }

@@ -16,7 +16,7 @@ import {
   setConversationModel,
   startNewConversation,
 } from '../repositories/conversations.ts';
-import { type Db, transaction } from '../repositories/db.ts';
+import { type Db, type Queryable, transaction } from '../repositories/db.ts';
 import { type LlmClient, ModelError, type ModelInfo } from '../repositories/llm.ts';
 import {
   existingReply,
@@ -32,7 +32,7 @@ import {
 } from '../repositories/messages.ts';
 import { pairingCode } from '../repositories/pairing.ts';
 import { identify } from '../repositories/people.ts';
-import { tryScopeLock } from '../repositories/locks.ts';
+import { type ScopeLock, tryScopeLock } from '../repositories/locks.ts';
 import type { OutboundPublisher } from '../repositories/queues.ts';
 import type { Signals } from '../repositories/signals.ts';
 import type { CoreMetrics } from './metrics.ts';
@@ -49,6 +49,20 @@ interface ReplySink {
 }
 
 class StopRequested extends Error {}
+class LockLost extends Error {}
+
+/** What became of an inbound job: done, or waiting for its chat's turn (resume with scope and message). */
+export type InboundOutcome = { outcome: 'done' } | { outcome: 'wait'; scope: string; messageId: number };
+
+/** Attempts at answering one message before it is given up (so one bad message cannot block a chat). */
+const MAX_ATTEMPTS = 3;
+
+let seqCounter = 0;
+/** Action sequence numbers that grow across runs: a re-run after a crash supersedes the dead run's actions. */
+function nextSeq(): number {
+  seqCounter = (seqCounter + 1) % 1000;
+  return Date.now() * 1000 + seqCounter;
+}
 class ReplyTimeout extends Error {}
 
 export interface EngineDeps {
@@ -76,6 +90,8 @@ interface PlatformTarget {
  */
 export class Engine implements RestChat {
   private readonly d: EngineDeps;
+  private closing = false;
+  private restActive = 0;
 
   constructor(deps: EngineDeps) {
     this.d = deps;
@@ -93,7 +109,7 @@ export class Engine implements RestChat {
    * Handles one inbound job. Returns 'wait' when another worker holds the chat's turn and this
    * message is still queued: the job is then delayed and comes back, so nothing is ever stranded.
    */
-  async handleInbound(m: InboundMessage): Promise<'done' | 'wait'> {
+  async handleInbound(m: InboundMessage): Promise<InboundOutcome> {
     const { config, db, metrics } = this.d;
     const platform = m.platform;
     const access = config.access[platform];
@@ -116,7 +132,7 @@ export class Engine implements RestChat {
         (m.event === 'message' && access.groups === 'mention' && !addressed)
       ) {
         metrics.replies.inc({ platform, outcome: 'skipped' });
-        return 'done';
+        return { outcome: 'done' };
       }
     }
     metrics.messages.inc({ platform, direction: 'in' });
@@ -128,7 +144,7 @@ export class Engine implements RestChat {
       if (count === config.rateLimit.limit + 1)
         await this.sendText(target, sysReplyId, say('rate_limited', lang));
       metrics.replies.inc({ platform, outcome: 'rate_limited' });
-      return 'done';
+      return { outcome: 'done' };
     }
 
     const scope = this.scopeOf(m);
@@ -180,11 +196,12 @@ export class Engine implements RestChat {
           conversationId: conversation.id,
           userId: who.userId,
           platform,
+          chatId: m.chat.id,
           platformMessageId: m.message_id,
           orderKey: m.order,
           content: m.text,
           sentAt: new Date(m.sent_at),
-          status: immediate ? 'handled' : 'queued',
+          status: 'queued',
           action: route.action,
           meta,
         });
@@ -216,11 +233,12 @@ export class Engine implements RestChat {
         await this.sendText(target, sysReplyId, say('not_allowed', lang));
         metrics.replies.inc({ platform, outcome: 'denied' });
       }
-      return 'done';
+      return { outcome: 'done' };
     }
     const { conversation, stored } = intake;
     if (immediate) {
-      if (!stored.created) return 'done'; // a redelivered /stop or /new was already acted on
+      // act first, then mark handled: a crash in between makes the redelivery act again (both are idempotent)
+      if (stored.status !== 'queued') return { outcome: 'done' };
       if (route.action === 'stop') {
         const stopping = await this.d.signals.stop(conversation.id);
         if (!stopping) await this.sendText(target, sysReplyId, say('nothing_to_stop', lang));
@@ -228,44 +246,100 @@ export class Engine implements RestChat {
         await startNewConversation(db, conversation);
         await this.sendText(target, sysReplyId, say('new_conversation', lang));
       }
+      await setMessageStatus(db, stored.id, 'handled');
       metrics.replies.inc({ platform, outcome: 'command' });
-      return 'done';
+      return { outcome: 'done' };
     }
-    if (!stored.created && stored.status !== 'queued') return 'done';
-    return this.drain(scope, stored.id, platform, target);
+    if (!stored.created && stored.status !== 'queued') {
+      // a redelivery of an answered message: show the stored answer again (adapters show a reply once),
+      // which also finishes a reply whose finish was lost when a process died after storing it
+      if (stored.reply && platform === conversation.platform) {
+        await this.publishFinish(
+          target,
+          `reply/${stored.id}`,
+          stored.reply.content,
+          stored.reply.status as 'complete',
+        );
+      }
+      return { outcome: 'done' };
+    }
+    return this.drain(conversation.scope, stored.id, platform, target);
   }
 
-  /** Answers the scope's queued messages in order while holding its turn; 'wait' if another holds it. */
+  /** A job that waited for its chat's turn comes back here: straight to the drain, no second intake. */
+  async resumeInbound(m: InboundMessage, scope: string, messageId: number): Promise<InboundOutcome> {
+    const target: PlatformTarget = {
+      platform: m.platform,
+      chat: m.chat,
+      replyToMessageId: m.message_id,
+      requestId: m.request_id,
+    };
+    return this.drain(scope, messageId, m.platform, target);
+  }
+
+  /** Stops taking new messages from the queued ones (shutdown); what is being answered finishes. */
+  stopDraining(): void {
+    this.closing = true;
+  }
+
+  /**
+   * Answers the scope's queued messages in order while holding its turn, on the lock's own
+   * connection. 'wait' if another process holds the turn and this job's message is still queued.
+   */
   private async drain(
     scope: string,
     messageId: number,
     platform: ChatPlatform,
     target: PlatformTarget,
-  ): Promise<'done' | 'wait'> {
-    const lock = await tryScopeLock(this.d.db, scope);
-    if (!lock) return (await messageStatus(this.d.db, messageId)) === 'queued' ? 'wait' : 'done';
+  ): Promise<InboundOutcome> {
+    const { db, log, metrics } = this.d;
+    const waiting: InboundOutcome = { outcome: 'wait', scope, messageId };
+    const lock = await tryScopeLock(db, scope);
+    if (!lock) return (await messageStatus(db, messageId)) === 'queued' ? waiting : { outcome: 'done' };
+    let mineDone = false;
     try {
-      for (;;) {
-        const next = await oldestQueued(this.d.db, scope);
+      while (!this.closing && !lock.lost) {
+        const next = await oldestQueued(lock.client, scope);
         if (!next) break;
         const m = next.message;
-        await this.processQueued(
-          next.conversation,
-          m,
-          next.hasReply,
-          {
-            ...target,
-            replyToMessageId: m.platform_message_id ?? undefined,
-            requestId: m.meta?.request_id,
-            chat: { ...target.chat, thread_id: m.meta?.thread_id },
+        const msgTarget: PlatformTarget = {
+          ...target,
+          replyToMessageId: m.platform_message_id ?? undefined,
+          requestId: m.meta?.request_id,
+          chat: {
+            id: next.conversation.chat_id,
+            type: next.conversation.chat_type,
+            thread_id: m.meta?.thread_id,
           },
-          platform,
-        );
+        };
+        try {
+          await this.processQueued(next.conversation, m, next.hasReply, msgTarget, platform, lock);
+        } catch (err) {
+          if (lock.lost || this.closing) throw err;
+          metrics.errors.inc({ kind: 'answer_failed' });
+          log.error('answering a message failed', {
+            messageId: m.id,
+            attempts: m.attempts,
+            error: (err as Error).message,
+          });
+          if ((m.attempts ?? 1) < MAX_ATTEMPTS) throw err; // the job retries with backoff; the message stays first
+          // it keeps failing: give it up so the rest of the chat is answered
+          await setMessageStatus(lock.client, m.id, 'failed');
+          await this.publishFinish(
+            msgTarget,
+            `reply/${m.id}`,
+            say('failed', (m.meta?.language as Lang | undefined) ?? 'en'),
+            'failed',
+          );
+        }
+        if (m.id === messageId) mineDone = true;
       }
     } finally {
       await lock.release();
     }
-    return 'done';
+    if (mineDone) return { outcome: 'done' };
+    // stopped early (shutdown), or the message lives in another scope now (config changed)
+    return (await messageStatus(db, messageId)) === 'queued' ? waiting : { outcome: 'done' };
   }
 
   private routeOf(message: QueuedMessage): Route {
@@ -282,8 +356,10 @@ export class Engine implements RestChat {
     hasReply: boolean,
     target: PlatformTarget,
     platform: ChatPlatform,
+    lock: ScopeLock,
   ): Promise<void> {
-    const { db, config, metrics } = this.d;
+    const { config, metrics } = this.d;
+    const db = lock.client;
     const lang = (message.meta?.language as Lang | undefined) ?? languageOf(message.content);
     const route = this.routeOf(message);
     const replyId = `reply/${message.id}`;
@@ -304,7 +380,7 @@ export class Engine implements RestChat {
       case 'process_with_llm': {
         if (!message.content.trim()) return simple(say('text_only', lang));
         const sink = this.platformSink(target, replyId, platform, message.meta?.sent_at);
-        await this.answer(conversation, message, hasReply, route, sink, lang, platform);
+        await this.answer(conversation, message, hasReply, route, sink, lang, platform, lock);
         return;
       }
       default:
@@ -342,9 +418,10 @@ export class Engine implements RestChat {
     message: { id: number; content: string },
     route: Route,
     model: ModelInfo | undefined,
-    systemPrompt?: string,
+    systemPrompt: string | undefined,
+    db: Queryable,
   ) {
-    const { config, db } = this.d;
+    const { config } = this.d;
     const system = systemPrompt ?? route.systemPrompt ?? config.core.system_prompt;
     // what the context leaves after the model's own answer budget
     let budget =
@@ -380,10 +457,13 @@ export class Engine implements RestChat {
     sink: ReplySink,
     lang: Lang,
     platform: string,
+    lock: ScopeLock,
     systemPrompt?: string,
     modelOverride?: string,
   ): Promise<RestChatResult['reply']> {
-    const { db, llm, config, metrics, log, signals } = this.d;
+    const { llm, config, metrics, log, signals } = this.d;
+    // the chat's turn is held on this connection: its queries run there too
+    const db = lock.client;
     const stored = hasReply ? await existingReply(db, message.id) : undefined;
     if (stored) {
       await setMessageStatus(db, message.id, 'answered');
@@ -404,10 +484,12 @@ export class Engine implements RestChat {
     const modelInfo =
       models.find((m) => m.id === modelName) ??
       (modelName === undefined ? models.find((m) => m.default) : undefined);
-    const prompt = await this.prompt(conversation, message, route, modelInfo, systemPrompt);
+    const prompt = await this.prompt(conversation, message, route, modelInfo, systemPrompt, db);
 
     const controller = new AbortController();
     const unregister = await signals.generating(conversation.id, () => controller.abort(new StopRequested()));
+    // the turn is lost with its connection: another process will answer; stop generating at once
+    lock.onLost(() => controller.abort(new LockLost()));
     const timer = setTimeout(() => controller.abort(new ReplyTimeout()), config.core.reply_timeout_ms);
     let text = '';
     let firstAt = 0;
@@ -432,6 +514,11 @@ export class Engine implements RestChat {
       if (controller.signal.aborted) throw controller.signal.reason;
     } catch (err) {
       const reason = controller.signal.aborted ? controller.signal.reason : err;
+      if (reason instanceof LockLost) {
+        clearTimeout(timer);
+        await unregister();
+        throw reason;
+      }
       if (reason instanceof StopRequested) status = 'stopped';
       else {
         status = 'failed';
@@ -461,7 +548,7 @@ export class Engine implements RestChat {
     const usage = outcome?.usage ?? null;
     const model = outcome?.model ?? modelName ?? null;
     const preStore = performance.now();
-    await storeReply(
+    const inserted = await storeReply(
       db,
       {
         conversationId: conversation.id,
@@ -481,6 +568,21 @@ export class Engine implements RestChat {
         content: config.audit.include_content ? `Q: ${message.content}\nA: ${finalText}` : null,
       },
     );
+    if (!inserted) {
+      // another run stored its answer first (this one lost its turn meanwhile): show that one
+      const other = await existingReply(db, message.id);
+      if (other) {
+        await sink.finish(other.content, other.status as 'complete');
+        return {
+          content: other.content,
+          status: other.status as 'complete',
+          model,
+          usage,
+          latency_ms: latencyMs,
+          ttft_ms: ttftMs,
+        };
+      }
+    }
     await sink.finish(finalText, status);
     metrics.replies.inc({ platform, outcome: status });
     metrics.messages.inc({ platform, direction: 'out' });
@@ -498,28 +600,33 @@ export class Engine implements RestChat {
     sentAt: number | undefined,
   ): ReplySink {
     const interval = this.d.config.core.stream_interval_ms[platform];
-    let seq = 0;
     let text = '';
     let shown = '';
     let created = false;
     let lastSent = 0;
     let timer: NodeJS.Timeout | undefined;
     let pending: Promise<void> = Promise.resolve();
+    let publishError: Error | undefined;
     const publish = (type: 'create' | 'update') => {
       if (text === shown) return;
       shown = text;
       lastSent = Date.now();
-      const action = this.action(target, replyId, ++seq, type, text) as OutboundAction;
+      const action = this.action(target, replyId, nextSeq(), type, text) as OutboundAction;
       if (type === 'create' && sentAt)
         this.d.metrics.firstToken.observe({ platform }, Math.max(0, Date.now() - sentAt) / 1000);
       // actions of one reply are published in order; a failure surfaces at finish
-      pending = pending.then(() => this.d.outbound.publish(platform, action));
+      // kept on the chain, never left unhandled: an answer that fails before finishing never awaits it
+      pending = pending
+        .then(() => this.d.outbound.publish(platform, action))
+        .catch((err: Error) => {
+          publishError ??= err;
+        });
     };
     return {
       typing: async () => {
         await this.d.outbound.publish(
           platform,
-          this.action(target, replyId, ++seq, 'typing') as OutboundAction,
+          this.action(target, replyId, nextSeq(), 'typing') as OutboundAction,
         );
       },
       delta: (d) => {
@@ -540,8 +647,9 @@ export class Engine implements RestChat {
       finish: async (finalText, status) => {
         clearTimeout(timer);
         await pending;
+        if (publishError) throw publishError;
         await this.d.outbound.publish(platform, {
-          ...this.action(target, replyId, ++seq, 'finish', finalText),
+          ...this.action(target, replyId, nextSeq(), 'finish', finalText),
           status,
         } as OutboundAction);
         if (sentAt)
@@ -575,14 +683,43 @@ export class Engine implements RestChat {
 
   /** A one-shot message (a command's answer, a policy notice): `finish` alone shows it. */
   private async sendText(target: PlatformTarget, replyId: string, text: string): Promise<void> {
+    await this.publishFinish(target, replyId, text, 'complete');
+  }
+
+  private async publishFinish(
+    target: PlatformTarget,
+    replyId: string,
+    text: string,
+    status: 'complete' | 'stopped' | 'failed',
+  ): Promise<void> {
+    if (target.platform !== 'telegram' && target.platform !== 'feishu') return;
     await this.d.outbound.publish(target.platform, {
-      ...this.action(target, replyId, 1, 'finish', text),
-      status: 'complete',
+      ...this.action(target, replyId, nextSeq(), 'finish', text),
+      status,
     } as OutboundAction);
   }
 
   /** POST /api/v1/chat: the same engine for HTTP clients; the answer streams to `onDelta`. */
   async chat(
+    req: RestChatRequest,
+    onDelta: ((text: string) => void) | undefined,
+    signal: AbortSignal,
+  ): Promise<RestChatResult> {
+    // HTTP answers hold a database connection each: at most max_concurrency at once per process
+    if (this.restActive >= this.d.config.maxConcurrency) {
+      throw new AppError(429, 'busy', 'Too many answers are being written right now; try again shortly.', {
+        headers: { 'retry-after': '2' },
+      });
+    }
+    this.restActive++;
+    try {
+      return await this.restChat(req, onDelta, signal);
+    } finally {
+      this.restActive--;
+    }
+  }
+
+  private async restChat(
     req: RestChatRequest,
     onDelta: ((text: string) => void) | undefined,
     signal: AbortSignal,
@@ -656,7 +793,10 @@ export class Engine implements RestChat {
     });
     // one answer at a time per conversation, here too
     const deadline = Date.now() + 120_000;
-    let lock = await tryScopeLock(db, conversation.scope);
+    let lock = await tryScopeLock(db, conversation.scope).catch(async (err) => {
+      await setMessageStatus(db, stored.id, 'failed').catch(() => {});
+      throw err;
+    });
     while (!lock) {
       if (Date.now() > deadline)
         throw new AppError(
@@ -692,6 +832,7 @@ export class Engine implements RestChat {
           sink,
           languageOf(question),
           'api',
+          lock,
           systemPrompt,
           req.model,
         );
@@ -699,6 +840,10 @@ export class Engine implements RestChat {
       } finally {
         signal.removeEventListener('abort', stop);
       }
+    } catch (err) {
+      // a question whose request failed must not stay queued in the conversation
+      await setMessageStatus(db, stored.id, 'failed').catch(() => {});
+      throw err;
     } finally {
       await lock.release();
     }
