@@ -232,6 +232,25 @@ async function main() {
     Object.entries(procs).map(([k, m]) => [k, ((cpuMsOf(m) - cpu0[k]!) * 1000) / sent]),
   );
 
+  // where the time goes, from BullMQ's own timestamps of the steady phase's jobs
+  const stageQueue = new Queue(QueueName.OutboundTelegram, { connection, prefix });
+  const steadyIds = new Set(
+    [...sentAt.keys()].filter((k) => Number(k.split('/')[0]) >= 5000 && Number(k.split('/')[0]) < 5500),
+  );
+  const inJobs = (await inbound.getJobs(['completed'], 0, -1)).filter((j) =>
+    steadyIds.has(`${j.data.chat.id}/${j.data.message_id}`),
+  );
+  const outJobs = (await stageQueue.getJobs(['completed'], 0, -1)).filter(
+    (j) => j.name === 'finish' && steadyIds.has(`${j.data.chat.id}/${j.data.reply_to_message_id}`),
+  );
+  await stageQueue.close();
+  const sorted = (a: number[]) => a.sort((x, y) => x - y);
+  const stages = {
+    inbound_pickup_ms: sorted(inJobs.map((j) => j.processedOn! - j.timestamp)),
+    inbound_processing_ms: sorted(inJobs.map((j) => j.finishedOn! - j.processedOn!)),
+    outbound_finish_pickup_ms: sorted(outJobs.map((j) => j.processedOn! - j.timestamp)),
+  };
+
   // the model's own share: llm-proxy straight, same prompt size
   const model: number[] = [];
   for (let i = 0; i < 300; i++) {
@@ -272,6 +291,9 @@ async function main() {
       added_p99_ms: pct(steady, 99) - pct(model, 99),
     },
     cpu_us_per_turn_at_100_per_s: cpuPerTurn,
+    stages_at_100_per_s: Object.fromEntries(
+      Object.entries(stages).map(([k, v]) => [k, { p50: pct(v, 50), p99: pct(v, 99), n: v.length }]),
+    ),
     stored: rows[0],
     rss_mb: { idle: idleRss, after_burst: loadedRss, end: rssMB(core.pid!) },
   };
@@ -296,6 +318,11 @@ async function main() {
       `${fmt(results.steady_100_per_s.added_p50_ms)} / ${fmt(results.steady_100_per_s.added_p99_ms)} ms`,
       '≤ 10 / ≤ 50 ms',
     ],
+    ...Object.entries(stages).map(([k, v]) => [
+      `stage at 100 turns/s: ${k.replace(/_ms$/, '').replaceAll('_', ' ')} p50 / p99`,
+      `${fmt(pct(v, 50), 0)} / ${fmt(pct(v, 99), 0)} ms`,
+      '',
+    ]),
     [
       'CPU per turn at 100 turns/s: ' + Object.keys(cpuPerTurn).join(' / '),
       Object.values(cpuPerTurn)

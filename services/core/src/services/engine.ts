@@ -478,16 +478,22 @@ export class Engine implements RestChat {
       };
     }
     const started = performance.now();
-    await sink.typing();
-    const models = await llm.listModels().catch(() => [] as ModelInfo[]);
     const modelName = modelOverride ?? route.model ?? conversation.model ?? config.core.default_model;
-    const modelInfo =
-      models.find((m) => m.id === modelName) ??
-      (modelName === undefined ? models.find((m) => m.default) : undefined);
-    const prompt = await this.prompt(conversation, message, route, modelInfo, systemPrompt, db);
-
     const controller = new AbortController();
-    const unregister = await signals.generating(conversation.id, () => controller.abort(new StopRequested()));
+    // independent steps at once: the typing indicator, /stop registration, the model sizes and history
+    const [, unregister, prompt] = await Promise.all([
+      sink.typing(),
+      signals.generating(conversation.id, () => controller.abort(new StopRequested())),
+      llm
+        .listModels()
+        .catch(() => [] as ModelInfo[])
+        .then((models) => {
+          const modelInfo =
+            models.find((m) => m.id === modelName) ??
+            (modelName === undefined ? models.find((m) => m.default) : undefined);
+          return this.prompt(conversation, message, route, modelInfo, systemPrompt, db);
+        }),
+    ]);
     // the turn is lost with its connection: another process will answer; stop generating at once
     lock.onLost(() => controller.abort(new LockLost()));
     const timer = setTimeout(() => controller.abort(new ReplyTimeout()), config.core.reply_timeout_ms);
@@ -538,7 +544,8 @@ export class Engine implements RestChat {
       }
     } finally {
       clearTimeout(timer);
-      await unregister();
+      // not awaited: the answer need not wait for the bookkeeping
+      unregister().catch(() => {});
     }
     const latencyMs = Math.round(performance.now() - started);
     const ttftMs = firstAt ? Math.round(firstAt - started) : null;
