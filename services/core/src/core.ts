@@ -45,6 +45,8 @@ export async function startCore(
       : `applied migration file(s) were edited afterwards: ${status.changed.join(', ')}`;
     throw new SchemaNotReady(`the database schema is not ready: ${what}`);
   }
+  // the intake's idempotent writes commit without waiting for the WAL flush (see Engine.handleInbound)
+  const intakeDb = createPool(config.databaseUrl, config.maxConcurrency + 2, { durable: false });
   const redis = redisConnection(config.redisUrl);
   const subscriber = redisConnection(config.redisUrl);
   const metrics = createCoreMetrics();
@@ -52,7 +54,7 @@ export async function startCore(
   const outbound = new OutboundPublisher(redis, config.redisPrefix);
   const signals = new Signals(redis, subscriber, config.redisPrefix);
   await signals.start();
-  const engine = new Engine({ config, db, llm, outbound, signals, metrics, log });
+  const engine = new Engine({ config, db, intakeDb, llm, outbound, signals, metrics, log });
 
   const workers: { close(force?: boolean): Promise<void> }[] = [];
   if (opts.workers !== false) {
@@ -126,7 +128,7 @@ export async function startCore(
       await outbound.close();
       await signals.close();
       await redis.quit().catch(() => redis.disconnect());
-      await db.end();
+      await Promise.all([db.end(), intakeDb.end()]);
       log.info('core stopped');
     })());
   return { server, url, engine, db, shutdown };

@@ -328,3 +328,51 @@ describe('history within the context window', () => {
     }
   });
 });
+
+describe('ordering under concurrency', () => {
+  it('answers every chat in sent order when many messages of many chats arrive at once', async () => {
+    const s = await startStack({ config: { system: { max_concurrency: 32 } } });
+    try {
+      const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+      const q = new Queue(QueueName.Inbound, { connection, prefix: s.prefix });
+      const chats = Array.from({ length: 12 }, (_, i) => String(7001 + i));
+      const jobs = [];
+      let order = 1;
+      // interleaved: message i of every chat, then message i + 1 of every chat
+      for (let i = 0; i < 8; i++) {
+        for (const chat of chats) {
+          const data = {
+            v: 1,
+            platform: 'telegram',
+            message_id: `o${i}`,
+            order: order++,
+            chat: { id: chat, type: 'direct' },
+            sender: { id: chat, display_name: 'x' },
+            text: `c${chat} m${i}`,
+            addressed: { direct: true, mention: false, reply_to_bot: false },
+            sent_at: Date.now(),
+            received_at: Date.now(),
+          };
+          jobs.push({ name: 'message', data, opts: { jobId: `telegram/${chat}/o${i}` } });
+        }
+      }
+      await q.addBulk(jobs);
+      for (const chat of chats)
+        await s.finished((x) => x.chat === chat && x.text.includes(`c${chat} m7`), 30_000);
+      for (const chat of chats) {
+        const asked = s.mock.requests
+          .map((r) => lastUserText(r.body))
+          .filter((t: string) => t.startsWith(`c${chat} `));
+        assert.deepEqual(
+          asked,
+          [0, 1, 2, 3, 4, 5, 6, 7].map((i) => `c${chat} m${i}`),
+          `chat ${chat} answered in order`,
+        );
+      }
+      await q.close();
+      await connection.quit();
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -71,3 +71,16 @@ export async function setConversationModel(db: Db, id: string, model: string | n
 export async function getConversation(db: Db, id: string): Promise<Conversation | undefined> {
   return (await db.query<Conversation>(`SELECT ${COLUMNS} FROM conversations WHERE id = $1`, [id])).rows[0];
 }
+
+/** The active conversation of a scope, if there is one. */
+export async function findActiveConversation(
+  db: Queryable,
+  scope: string,
+): Promise<Conversation | undefined> {
+  const { rows } = await db.query<Conversation>({
+    name: 'core.conversation.active',
+    text: `SELECT ${COLUMNS} FROM conversations WHERE scope = $1 AND active`,
+    values: [scope],
+  });
+  return rows[0];
+}

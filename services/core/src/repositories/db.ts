@@ -8,7 +8,7 @@ export type Queryable = Pick<pg.Pool, 'query'>;
 // bigint columns (ids, counts) as numbers: ours stay far below 2^53
 pg.types.setTypeParser(20, (v) => Number(v));
 
-export function createPool(url: string, max: number): Db {
+export function createPool(url: string, max: number, opts: { durable?: boolean } = {}): Db {
   const pool = new pg.Pool({
     connectionString: url,
     max,
@@ -17,7 +17,7 @@ export function createPool(url: string, max: number): Db {
     application_name: 'pincer-core',
     keepAlive: true,
     // the server drops a vanished client (and its advisory locks) within about a minute, not hours
-    options: '-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3',
+    options: `-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3${opts.durable === false ? ' -c synchronous_commit=off' : ''}`,
   });
   // an idle client losing its connection (Postgres restart) must not crash the process
   pool.on('error', () => {});

@@ -44,15 +44,38 @@ export class Signals {
     return active === 1;
   }
 
-  /** Counts a message against its sender's rate; returns the count in the current window. */
-  async countMessage(sender: string, windowMs: number): Promise<number> {
-    const key = `${this.prefix}rate:${sender}:${Math.floor(Date.now() / windowMs)}`;
-    const [[, n]] = (await this.redis
+  /**
+   * A message of `scope` has arrived and is being stored: announced first thing, in job-start order,
+   * so a drainer of the scope can wait for it instead of answering a later message first. Counts
+   * it against the sender's rate in the same round trip; returns that count.
+   */
+  async arrive(
+    scope: string,
+    messageKey: string,
+    order: number,
+    sender: string,
+    windowMs: number,
+  ): Promise<number> {
+    const pendingKey = `${this.prefix}arriving:${scope}`;
+    const rateKey = `${this.prefix}rate:${sender}:${Math.floor(Date.now() / windowMs)}`;
+    const res = (await this.redis
       .multi()
-      .incr(key)
-      .pexpire(key, windowMs * 2)
-      .exec()) as [[Error | null, number]];
-    return n;
+      .zadd(pendingKey, order, messageKey)
+      .pexpire(pendingKey, 3_600_000)
+      .incr(rateKey)
+      .pexpire(rateKey, windowMs * 2)
+      .exec()) as [Error | null, number][];
+    return res[2]![1];
+  }
+
+  /** The message is stored (or will not be): drainers no longer wait for it. */
+  async arrived(scope: string, messageKey: string): Promise<void> {
+    await this.redis.zrem(`${this.prefix}arriving:${scope}`, messageKey);
+  }
+
+  /** Messages of the scope still being stored. */
+  async arriving(scope: string): Promise<number> {
+    return this.redis.zcard(`${this.prefix}arriving:${scope}`);
   }
 
   async close(): Promise<void> {

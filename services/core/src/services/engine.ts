@@ -12,11 +12,12 @@ import type { RestChat, RestChatRequest, RestChatResult } from '../http/app.ts';
 import {
   activeConversation,
   type Conversation,
+  findActiveConversation,
   getConversation,
   setConversationModel,
   startNewConversation,
 } from '../repositories/conversations.ts';
-import { type Db, type Queryable, transaction } from '../repositories/db.ts';
+import type { Db, Queryable } from '../repositories/db.ts';
 import { type LlmClient, ModelError, type ModelInfo } from '../repositories/llm.ts';
 import {
   existingReply,
@@ -68,6 +69,8 @@ class ReplyTimeout extends Error {}
 export interface EngineDeps {
   config: CoreConfig;
   db: Db;
+  /** Connections with synchronous_commit off, for the intake (see handleInbound). */
+  intakeDb: Db;
   llm: LlmClient;
   outbound: OutboundPublisher;
   signals: Signals;
@@ -110,7 +113,7 @@ export class Engine implements RestChat {
    * message is still queued: the job is then delayed and comes back, so nothing is ever stranded.
    */
   async handleInbound(m: InboundMessage): Promise<InboundOutcome> {
-    const { config, db, metrics } = this.d;
+    const { config, metrics } = this.d;
     const platform = m.platform;
     const access = config.access[platform];
     const lang = languageOf(m.text, m.sender.language);
@@ -137,8 +140,37 @@ export class Engine implements RestChat {
     }
     metrics.messages.inc({ platform, direction: 'in' });
 
-    // the rate is counted per platform sender, before any database work
-    const count = await this.d.signals.countMessage(`${platform}:${m.sender.id}`, config.rateLimit.windowMs);
+    // announced before anything else (see Signals.arrive); the rate is counted per platform sender
+    const scope = this.scopeOf(m);
+    const arrivalKey = m.message_id;
+    const count = await this.d.signals.arrive(
+      scope,
+      arrivalKey,
+      m.order,
+      `${platform}:${m.sender.id}`,
+      config.rateLimit.windowMs,
+    );
+    try {
+      return await this.intakeAndDrain(m, scope, arrivalKey, count, target, sysReplyId, command, lang);
+    } finally {
+      // a no-op when the intake already withdrew it
+      await this.d.signals.arrived(scope, arrivalKey).catch(() => {});
+    }
+  }
+
+  private async intakeAndDrain(
+    m: InboundMessage,
+    scope: string,
+    arrivalKey: string,
+    count: number,
+    target: PlatformTarget,
+    sysReplyId: string,
+    command: ReturnType<typeof parseCommand>,
+    lang: Lang,
+  ): Promise<InboundOutcome> {
+    const { config, db, metrics } = this.d;
+    const platform = m.platform;
+    const access = config.access[platform];
     if (count > config.rateLimit.limit) {
       // one polite word per window, then silence
       if (count === config.rateLimit.limit + 1)
@@ -147,7 +179,6 @@ export class Engine implements RestChat {
       return { outcome: 'done' };
     }
 
-    const scope = this.scopeOf(m);
     const route = chooseRoute(config.routes, {
       platform,
       chatType: m.chat.type,
@@ -166,49 +197,53 @@ export class Engine implements RestChat {
       sent_at: m.sent_at,
       language: lang,
     };
-    // one transaction for the intake, committed without waiting for the WAL flush: the job is
-    // acknowledged only after the reply's own (synchronous) commit, and a re-run redoes all of this
-    const intake = await transaction(
-      db,
-      async (c) => {
-        const who = await identify(c, {
+    // the intake: idempotent statements on connections that commit without waiting for the WAL
+    // flush (the job is acknowledged only after the reply's synchronous commit, which flushes the
+    // WAL written before it; a re-run redoes all of this). Identity and conversation in parallel.
+    const intakeDb = this.d.intakeDb;
+    const intake = await (async () => {
+      const [who, found] = await Promise.all([
+        identify(intakeDb, {
           platform,
           externalId: m.sender.id,
           displayName: m.sender.display_name,
           username: m.sender.username,
-        });
-        if (
-          m.chat.type === 'direct' &&
-          m.event === 'message' &&
-          !(access.direct === 'open' || access.allow_users.includes(m.sender.id) || who.approved)
-        ) {
-          return { allowed: false as const };
-        }
-        const conversation = await activeConversation(c, {
+        }),
+        findActiveConversation(intakeDb, scope),
+      ]);
+      if (
+        m.chat.type === 'direct' &&
+        m.event === 'message' &&
+        !(access.direct === 'open' || access.allow_users.includes(m.sender.id) || who.approved)
+      ) {
+        return { allowed: false as const };
+      }
+      const conversation =
+        found ??
+        (await activeConversation(intakeDb, {
           scope,
           platform,
           chatId: m.chat.id,
           chatType: m.chat.type,
           userId: m.chat.type === 'direct' ? who.userId : null,
           title: m.chat.title,
-        });
-        const stored = await storeUserMessage(c, {
-          conversationId: conversation.id,
-          userId: who.userId,
-          platform,
-          chatId: m.chat.id,
-          platformMessageId: m.message_id,
-          orderKey: m.order,
-          content: m.text,
-          sentAt: new Date(m.sent_at),
-          status: 'queued',
-          action: route.action,
-          meta,
-        });
-        return { allowed: true as const, conversation, stored };
-      },
-      { durable: false },
-    );
+        }));
+      const stored = await storeUserMessage(intakeDb, {
+        conversationId: conversation.id,
+        userId: who.userId,
+        platform,
+        chatId: m.chat.id,
+        platformMessageId: m.message_id,
+        orderKey: m.order,
+        content: m.text,
+        sentAt: new Date(m.sent_at),
+        status: 'queued',
+        action: route.action,
+        meta,
+      });
+      return { allowed: true as const, conversation, stored };
+    })();
+    await this.d.signals.arrived(scope, arrivalKey);
 
     if (!intake.allowed) {
       if (access.direct === 'pairing') {
@@ -299,6 +334,7 @@ export class Engine implements RestChat {
     let mineDone = false;
     try {
       while (!this.closing && !lock.lost) {
+        await this.settle(scope);
         const next = await oldestQueued(lock.client, scope);
         if (!next) break;
         const m = next.message;
@@ -340,6 +376,15 @@ export class Engine implements RestChat {
     if (mineDone) return { outcome: 'done' };
     // stopped early (shutdown), or the message lives in another scope now (config changed)
     return (await messageStatus(db, messageId)) === 'queued' ? waiting : { outcome: 'done' };
+  }
+
+  /**
+   * Waits while messages of the scope are still being stored (at most 2 s: an intake that died
+   * will be redone by its job's retry), so an earlier message is never overtaken by a later one.
+   */
+  private async settle(scope: string): Promise<void> {
+    const deadline = Date.now() + 2_000;
+    while ((await this.d.signals.arriving(scope)) > 0 && Date.now() < deadline) await sleep(5);
   }
 
   private routeOf(message: QueuedMessage): Route {
