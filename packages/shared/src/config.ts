@@ -222,3 +222,18 @@ export const CONFIG_SECTIONS = [
   'automations',
   'console',
 ] as const;
+
+/** Reports top-level sections of config.yaml that no service knows (a typo stops every service). */
+export function checkConfigSections(source: YamlSource, problems: ConfigProblem[]): void {
+  if (!source.data || typeof source.data !== 'object') return;
+  for (const key of Object.keys(source.data)) {
+    if (!(CONFIG_SECTIONS as readonly string[]).includes(key)) {
+      problems.push({
+        file: source.file,
+        line: source.lineOf([key]),
+        path: key,
+        message: `unknown section (known: ${CONFIG_SECTIONS.join(', ')})`,
+      });
+    }
+  }
+}

@@ -5,3 +5,4 @@ export * from './metrics.ts';
 export * from './queues.ts';
 export * from './messages.ts';
 export * from './tokens.ts';
+export * from './service.ts';

@@ -9,7 +9,7 @@ import {
   readYamlConfig,
   validateConfig,
   validateEnv,
-  CONFIG_SECTIONS,
+  checkConfigSections,
 } from '@pincer/shared';
 import { z } from 'zod';
 
@@ -204,18 +204,7 @@ export function loadConfig(env: Env = process.env): CoreConfig {
   const dir = path.resolve(e?.PINCER_CONFIG_DIR ?? env.PINCER_CONFIG_DIR ?? './config');
 
   const mainSrc = readYamlConfig(path.join(dir, 'config.yaml'), env, problems);
-  if (mainSrc.data && typeof mainSrc.data === 'object') {
-    for (const key of Object.keys(mainSrc.data)) {
-      if (!(CONFIG_SECTIONS as readonly string[]).includes(key)) {
-        problems.push({
-          file: mainSrc.file,
-          line: mainSrc.lineOf([key]),
-          path: key,
-          message: `unknown section (known: ${CONFIG_SECTIONS.join(', ')})`,
-        });
-      }
-    }
-  }
+  checkConfigSections(mainSrc, problems);
   const main = validateConfig(ConfigFile, mainSrc, problems);
 
   const routingSrc = readYamlConfig(path.join(dir, 'routing.yaml'), env, problems, { required: true });

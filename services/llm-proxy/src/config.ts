@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import path from 'node:path';
 import {
-  CONFIG_SECTIONS,
+  checkConfigSections,
   ConfigError,
   type ConfigProblem,
   DEFAULT_REDIS_PREFIX,
@@ -254,18 +254,7 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
     }
   }
   const mainSrc = readYamlConfig(path.join(dir, 'config.yaml'), env, problems);
-  if (mainSrc.data && typeof mainSrc.data === 'object') {
-    for (const key of Object.keys(mainSrc.data)) {
-      if (!(CONFIG_SECTIONS as readonly string[]).includes(key)) {
-        problems.push({
-          file: mainSrc.file,
-          line: mainSrc.lineOf([key]),
-          path: key,
-          message: `unknown section (known: ${CONFIG_SECTIONS.join(', ')})`,
-        });
-      }
-    }
-  }
+  checkConfigSections(mainSrc, problems);
   const main = validateConfig(ConfigFileSchema, mainSrc, problems);
 
   const apiKeys: ApiKey[] = [];

@@ -1,41 +1,5 @@
-import { ConfigError, createLogger } from '@pincer/shared';
+import { runService } from '@pincer/shared';
 import { loadConfig } from './config.ts';
 import { startProxy } from './proxy.ts';
 
-let config: ReturnType<typeof loadConfig>;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`llm-proxy: ${err.message}\n`);
-    process.exit(1);
-  }
-  throw err;
-}
-
-const log = createLogger({
-  service: 'llm-proxy',
-  level: config.logLevel,
-  format: config.logFormat,
-  logContent: config.logContent,
-  secrets: [...config.secrets],
-});
-process.on('unhandledRejection', (err) =>
-  log.error('unhandled rejection', { error: (err as Error)?.message ?? String(err) }),
-);
-
-try {
-  const proxy = await startProxy(config, log);
-  const stop = (signal: string) => {
-    log.info('signal received', { signal });
-    proxy.shutdown().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
-} catch (err) {
-  log.error('llm-proxy failed to start', { error: (err as Error).message });
-  process.exit(1);
-}
+await runService('llm-proxy', () => loadConfig(), startProxy);
