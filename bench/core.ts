@@ -182,7 +182,8 @@ async function main() {
   await waitFinished(200, 60_000);
 
   // 1. throughput: a burst across many conversations
-  const n = quick ? 1000 : 3000;
+  // BENCH_SKIP_BURST=1: only the steady phase (for profiling it alone)
+  const n = process.env.BENCH_SKIP_BURST === '1' ? 0 : quick ? 1000 : 3000;
   const chats = 300;
   finished = 0;
   latencies.length = 0;
