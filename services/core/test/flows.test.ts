@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
+import { ADMIN_TOKEN, PROXY_KEY, type Stack, startStack } from './stack.ts';
 
 async function api(s: Stack, method: string, path: string, body?: unknown, token = ADMIN_TOKEN) {
   const res = await fetch(`${s.core.url}${path}`, {
@@ -20,6 +20,7 @@ async function api(s: Stack, method: string, path: string, body?: unknown, token
 
 describe('access, pairing, rate limits and the REST chat API (real engine)', () => {
   let s: Stack;
+  const secretsSeen: string[] = [];
   before(async () => {
     s = await startStack({
       config: {
@@ -44,6 +45,7 @@ describe('access, pairing, rate limits and the REST chat API (real engine)', () 
     });
     const first = await s.finished((x) => x.chat === '3000');
     const code = /pairing code: ([A-Z0-9]{8})/.exec(first.text)?.[1];
+    if (code) secretsSeen.push(code);
     assert.ok(code, first.text);
     assert.equal(s.mock.requests.length, before, 'no model call for an unpaired user');
     await s.send({
@@ -119,6 +121,7 @@ describe('access, pairing, rate limits and the REST chat API (real engine)', () 
   it('REST chat: non-stream, continued conversation with history, and SSE streaming', async () => {
     const created = await api(s, 'POST', '/api/v1/keys', { name: 'rest-user', role: 'user' });
     const key = created.json.key as string;
+    secretsSeen.push(key);
     s.mock.script({ match: { contains: 'rest question' }, reply: { content: 'rest answer one' } });
     const one = await api(s, 'POST', '/api/v1/chat', { message: 'rest question' }, key);
     assert.equal(one.status, 200, one.text);
@@ -192,5 +195,21 @@ describe('access, pairing, rate limits and the REST chat API (real engine)', () 
     assert.equal(msgs.status, 200);
     assert.equal(msgs.json.data.at(-1).role, 'assistant');
     assert.ok(msgs.json.data.at(-1).latency_ms >= 0);
+  });
+
+  it('never logs tokens, keys, pairing codes or message text (debug level included)', () => {
+    const all = s.logs.join('\n');
+    assert.ok(s.logs.length > 10, 'there are logs to scan');
+    for (const secret of [
+      ADMIN_TOKEN,
+      PROXY_KEY,
+      ...secretsSeen,
+      'hello, may I?',
+      'stream this please',
+      'rest question',
+      'hi from a friend',
+    ]) {
+      assert.ok(!all.includes(secret), `a log line contains ${secret.slice(0, 12)}…`);
+    }
   });
 });
