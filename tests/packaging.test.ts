@@ -88,10 +88,19 @@ describe('packaging: compose, Dockerfiles, env docs and the start contract agree
           if (!['PORT', 'PINCER_CONFIG_DIR'].includes(key))
             assert.ok(envExample.has(key), `${key} missing from .env.example`);
         }
+        // the service's own variables, and the common ones it spreads in from packages/shared
         const config = read(`services/${name}/src/config.ts`);
+        const common = read('packages/shared/src/config.ts');
+        const varsIn = (text: string, from: string) => {
+          const start = text.indexOf(from);
+          return [
+            ...text.slice(start, text.indexOf('\n}', start)).matchAll(/^\s{2,4}([A-Z][A-Z0-9_]+):/gm),
+          ].map((m) => m[1]!);
+        };
         const schemaVars = [
-          ...config.slice(config.indexOf('const EnvSchema')).matchAll(/^\s{2}([A-Z][A-Z0-9_]+):/gm),
-        ].map((m) => m[1]!);
+          ...varsIn(config, 'const EnvSchema'),
+          ...(config.includes('...commonEnv(') ? varsIn(common, 'export function commonEnv') : []),
+        ];
         assert.ok(schemaVars.length >= 5);
         for (const v of schemaVars)
           assert.ok(envExample.has(v) || v === 'PORT', `${v} (read by ${name}) missing from .env.example`);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, LineCounter, parseDocument } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
+import { LOG_LEVELS } from './logger.ts';
 
 /** One thing wrong with the configuration, located as precisely as we can. */
 export interface ConfigProblem {
@@ -236,4 +237,24 @@ export function checkConfigSections(source: YamlSource, problems: ConfigProblem[
       });
     }
   }
+}
+
+/** Environment fields every service reads (the operator's contract in DESIGN.md); PORT 0 picks a free port. */
+export function commonEnv(defaultPort: number) {
+  return {
+    PORT: z.coerce
+      .number({ error: 'must be a port number' })
+      .int()
+      .min(0, 'must be a port number')
+      .max(65535, 'must be a port number')
+      .default(defaultPort),
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+      .default('redis://127.0.0.1:6379'),
+    PINCER_CONFIG_DIR: z.string().default('./config'),
+    LOG_LEVEL: z.enum(LOG_LEVELS as [string, ...string[]]).default('info'),
+    LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
+    LOG_CONTENT: z.enum(['true', 'false']).default('false'),
+  };
 }

@@ -5,7 +5,7 @@ import {
   deepFreeze,
   DEFAULT_REDIS_PREFIX,
   type Env,
-  LOG_LEVELS,
+  commonEnv,
   readYamlConfig,
   validateConfig,
   validateEnv,
@@ -127,23 +127,10 @@ const RoutingFile = z.strictObject({ routes: z.array(z.unknown()).min(1, 'add at
 
 const EnvSchema = z.object({
   // 0 asks the system for a free port (tests, local runs)
-  PORT: z.coerce
-    .number({ error: 'must be a port number' })
-    .int()
-    .min(0, 'must be a port number')
-    .max(65535, 'must be a port number')
-    .default(8080),
+  ...commonEnv(8080),
   DATABASE_URL: z
     .string({ error: 'is required (postgres://user:password@host:5432/db)' })
     .regex(/^postgres(ql)?:\/\//, 'must start with postgres://'),
-  REDIS_URL: z
-    .string()
-    .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
-    .default('redis://127.0.0.1:6379'),
-  PINCER_CONFIG_DIR: z.string().default('./config'),
-  LOG_LEVEL: z.enum(LOG_LEVELS as [string, ...string[]]).default('info'),
-  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
-  LOG_CONTENT: z.enum(['true', 'false']).default('false'),
   LLM_PROXY_URL: z
     .url({ error: 'must be a URL such as http://llm-proxy:8000/v1' })
     .default('http://127.0.0.1:8000/v1'),

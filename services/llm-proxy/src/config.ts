@@ -7,7 +7,7 @@ import {
   DEFAULT_REDIS_PREFIX,
   deepFreeze,
   type Env,
-  LOG_LEVELS,
+  commonEnv,
   pathString,
   readYamlConfig,
   validateConfig,
@@ -184,20 +184,7 @@ const ConfigFileSchema = z.looseObject({
 });
 
 const EnvSchema = z.object({
-  PORT: z.coerce
-    .number({ error: 'must be a port number' })
-    .int()
-    .min(1, 'must be a port number')
-    .max(65535, 'must be a port number')
-    .default(8000),
-  REDIS_URL: z
-    .string()
-    .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
-    .default('redis://127.0.0.1:6379'),
-  PINCER_CONFIG_DIR: z.string().default('./config'),
-  LOG_LEVEL: z.enum(LOG_LEVELS as [string, ...string[]]).default('info'),
-  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
-  LOG_CONTENT: z.enum(['true', 'false']).default('false'),
+  ...commonEnv(8000),
   LLM_PROXY_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
