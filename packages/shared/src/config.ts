@@ -239,6 +239,9 @@ export function checkConfigSections(source: YamlSource, problems: ConfigProblem[
   }
 }
 
+/** `system.redis_prefix`: the prefix of every Redis key and queue (config.yaml). */
+export const RedisPrefix = z.string().regex(/^[\w.-]+$/, 'letters, digits, . _ - only');
+
 /** Environment fields every service reads (the operator's contract in DESIGN.md); PORT 0 picks a free port. */
 export function commonEnv(defaultPort: number) {
   return {

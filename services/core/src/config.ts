@@ -6,6 +6,7 @@ import {
   DEFAULT_REDIS_PREFIX,
   type Env,
   commonEnv,
+  RedisPrefix,
   readYamlConfig,
   validateConfig,
   validateEnv,
@@ -40,10 +41,7 @@ const RATE = /^(\d+)\s*\/\s*(s|sec|second|m|min|minute|h|hour)$/;
 const ConfigFile = z.looseObject({
   system: z
     .looseObject({
-      redis_prefix: z
-        .string()
-        .regex(/^[\w.-]+$/)
-        .optional(),
+      redis_prefix: RedisPrefix.optional(),
       /** Conversations answered at once by one core process. */
       max_concurrency: positiveInt.max(256).default(8),
       /** How soon a crashed process's message is taken over by another (ms; its lock must lapse first). */

@@ -27,9 +27,6 @@ export interface CoreHandle {
   shutdown(deadlineMs?: number): Promise<void>;
 }
 
-/** Thrown when the database schema is not what this build needs (pending or edited migrations). */
-export class SchemaNotReady extends Error {}
-
 /** Starts core: checks the schema, then the inbound workers, the maintenance job and the HTTP API. */
 export async function startCore(
   config: CoreConfig,
@@ -43,7 +40,7 @@ export async function startCore(
     const what = status.pending.length
       ? `${status.pending.length} migration(s) pending (${status.pending.map((m) => `${m.version}_${m.name}`).join(', ')}): run \`npm run migrate -w services/core\` (compose runs the migrate service first)`
       : `applied migration file(s) were edited afterwards: ${status.changed.join(', ')}`;
-    throw new SchemaNotReady(`the database schema is not ready: ${what}`);
+    throw new Error(`the database schema is not ready: ${what}`);
   }
   // the intake's idempotent writes commit without waiting for the WAL flush (see Engine.handleInbound)
   const intakeDb = createPool(config.databaseUrl, config.maxConcurrency + 2, { durable: false });

@@ -8,6 +8,7 @@ import {
   deepFreeze,
   type Env,
   commonEnv,
+  RedisPrefix,
   pathString,
   readYamlConfig,
   validateConfig,
@@ -167,10 +168,7 @@ const KeySchema = z
 const ConfigFileSchema = z.looseObject({
   system: z
     .looseObject({
-      redis_prefix: z
-        .string()
-        .regex(/^[\w.-]+$/)
-        .optional(),
+      redis_prefix: RedisPrefix.optional(),
     })
     .optional(),
   llm_proxy: z

@@ -24,19 +24,11 @@ export function createPool(url: string, max: number, opts: { durable?: boolean }
   return pool;
 }
 
-/**
- * Runs `fn` in a transaction on one client. `durable: false` skips waiting for the WAL flush at
- * commit (synchronous_commit off): for writes that a later synchronous commit, or a re-run of the
- * job that made them, will cover anyway.
- */
-export async function transaction<T>(
-  db: Db,
-  fn: (c: DbClient) => Promise<T>,
-  opts: { durable?: boolean } = {},
-): Promise<T> {
+/** Runs `fn` in a transaction on one client. */
+export async function transaction<T>(db: Db, fn: (c: DbClient) => Promise<T>): Promise<T> {
   const client = await db.connect();
   try {
-    await client.query(opts.durable === false ? 'BEGIN; SET LOCAL synchronous_commit TO OFF' : 'BEGIN');
+    await client.query('BEGIN');
     const out = await fn(client);
     await client.query('COMMIT');
     return out;

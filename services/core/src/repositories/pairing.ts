@@ -19,17 +19,8 @@ export async function pairingCode(
   p: { platform: string; externalId: string; displayName: string; ttlMinutes: number; maxPending: number },
 ): Promise<PairingOutcome> {
   await expirePairing(db);
-  const existing = await db.query<{ code: string; expires_at: Date }>(
-    `SELECT code, expires_at FROM pairing_requests WHERE platform = $1 AND external_id = $2 AND status = 'pending'`,
-    [p.platform, p.externalId],
-  );
-  if (existing.rows[0])
-    return {
-      kind: 'code',
-      code: existing.rows[0].code,
-      expiresAt: existing.rows[0].expires_at,
-      created: false,
-    };
+  const existing = await pendingCode(db, p.platform, p.externalId);
+  if (existing) return existing;
   const pending = await db.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM pairing_requests WHERE status = 'pending'`,
   );
@@ -45,20 +36,24 @@ export async function pairingCode(
     } catch (err) {
       // a concurrent request for the same sender won: use its code; a code collision: try another
       if ((err as { code?: string }).code !== '23505') throw err;
-      const again = await db.query<{ code: string; expires_at: Date }>(
-        `SELECT code, expires_at FROM pairing_requests WHERE platform = $1 AND external_id = $2 AND status = 'pending'`,
-        [p.platform, p.externalId],
-      );
-      if (again.rows[0])
-        return {
-          kind: 'code',
-          code: again.rows[0].code,
-          expiresAt: again.rows[0].expires_at,
-          created: false,
-        };
+      const again = await pendingCode(db, p.platform, p.externalId);
+      if (again) return again;
     }
   }
   throw new Error('could not allocate a pairing code');
+}
+
+/** The sender's pending, unexpired pairing code, if there is one. */
+async function pendingCode(
+  db: Db,
+  platform: string,
+  externalId: string,
+): Promise<PairingOutcome | undefined> {
+  const { rows } = await db.query<{ code: string; expires_at: Date }>(
+    `SELECT code, expires_at FROM pairing_requests WHERE platform = $1 AND external_id = $2 AND status = 'pending'`,
+    [platform, externalId],
+  );
+  return rows[0] && { kind: 'code', code: rows[0].code, expiresAt: rows[0].expires_at, created: false };
 }
 
 export async function expirePairing(db: Db): Promise<number> {

@@ -64,10 +64,6 @@ export function inboundWorker(
   });
 }
 
-export function inboundQueue(connection: Redis, prefix: string): Queue {
-  return new Queue(QueueName.Inbound, { connection, prefix, defaultJobOptions: { ...QUEUE_DEFAULTS } });
-}
-
 /** A queue for core's own periodic jobs (audit retention, pairing expiry): run once across processes. */
 export function maintenanceQueue(connection: Redis, prefix: string): Queue {
   return new Queue(QueueName.CoreMaintenance, { connection, prefix });

@@ -150,18 +150,18 @@ export class Engine implements RestChat {
       `${platform}:${m.sender.id}`,
       config.rateLimit.windowMs,
     );
+    const arrival = { scope, key: arrivalKey, withdrawn: false };
     try {
-      return await this.intakeAndDrain(m, scope, arrivalKey, count, target, sysReplyId, command, lang);
+      return await this.intakeAndDrain(m, arrival, count, target, sysReplyId, command, lang);
     } finally {
-      // a no-op when the intake already withdrew it
-      await this.d.signals.arrived(scope, arrivalKey).catch(() => {});
+      // paths that end before the message is stored (limits, access, errors) withdraw it here
+      if (!arrival.withdrawn) await this.d.signals.arrived(scope, arrivalKey).catch(() => {});
     }
   }
 
   private async intakeAndDrain(
     m: InboundMessage,
-    scope: string,
-    arrivalKey: string,
+    arrival: { scope: string; key: string; withdrawn: boolean },
     count: number,
     target: PlatformTarget,
     sysReplyId: string,
@@ -169,6 +169,7 @@ export class Engine implements RestChat {
     lang: Lang,
   ): Promise<InboundOutcome> {
     const { config, db, metrics } = this.d;
+    const { scope } = arrival;
     const platform = m.platform;
     const access = config.access[platform];
     if (count > config.rateLimit.limit) {
@@ -243,7 +244,8 @@ export class Engine implements RestChat {
       });
       return { allowed: true as const, conversation, stored };
     })();
-    await this.d.signals.arrived(scope, arrivalKey);
+    await this.d.signals.arrived(arrival.scope, arrival.key);
+    arrival.withdrawn = true;
 
     if (!intake.allowed) {
       if (access.direct === 'pairing') {
