@@ -6,3 +6,4 @@ export * from './queues.ts';
 export * from './messages.ts';
 export * from './tokens.ts';
 export * from './service.ts';
+export * from './markdown.ts';
