@@ -1,0 +1,13 @@
+export { InboundPublisher } from './inbound.ts';
+export { Bucket, KeyedBuckets } from './pacing.ts';
+export {
+  type Desired,
+  type Presenter,
+  ReplyGone,
+  type ReplyRunnerOptions,
+  ReplyRunner,
+  type ReplyTarget,
+  RetryAfter,
+  type ShowContext,
+} from './replies.ts';
+export { TypingKeeper } from './typing.ts';
