@@ -110,11 +110,24 @@ describe('packaging: compose, Dockerfiles, env docs and the start contract agree
         const dir = mkdtempSync(path.join(tmpdir(), 'pincer-pack-'));
         writeFileSync(path.join(dir, 'config.yaml'), 'system: { max_concurency: 3 }\n');
         const r = await run(process.execPath, [path.join(root, `services/${name}/dist/main.js`)], {
-          env: { PATH: process.env.PATH, PINCER_CONFIG_DIR: dir, LLM_PROXY_API_KEY: 'short' },
+          env: {
+            PATH: process.env.PATH,
+            PINCER_CONFIG_DIR: dir,
+            LLM_PROXY_API_KEY: 'short',
+            LOG_LEVEL: 'loud',
+          },
+          timeout: 20_000,
         }).catch((e) => e);
         assert.equal(r.code, 1, r.stderr);
         assert.match(r.stderr, new RegExp(`^${name}: invalid configuration`));
-        assert.match(r.stderr, /LLM_PROXY_API_KEY: must be at least 16 characters/);
+        // every problem at once: the shared variables, and the proxy key where the service reads it
+        assert.match(r.stderr, /LOG_LEVEL/);
+        if (
+          readFileSync(path.join(root, 'services', name, 'src/config.ts'), 'utf8').includes(
+            'LLM_PROXY_API_KEY',
+          )
+        )
+          assert.match(r.stderr, /LLM_PROXY_API_KEY: must be at least 16 characters/);
         assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
       });
     });

@@ -62,6 +62,8 @@ export interface StackOptions {
   config?: Record<string, unknown>;
   routing?: unknown;
   workers?: boolean;
+  /** Platforms whose outbound queue the fake adapter consumes (default both; a real adapter takes the others). */
+  fakeAdapters?: Array<'telegram' | 'feishu'>;
 }
 
 /** mock model → real llm-proxy → real core (own database, own Redis prefix) → a fake adapter on the outbound queue. */
@@ -140,7 +142,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const replies = new Map<string, SeenReply>();
   const waiters = new Set<() => void>();
   // a fake adapter: applies actions the way a real one must (ignore older seq, show a finish once)
-  const adapters = [QueueName.OutboundTelegram, QueueName.OutboundFeishu].map(
+  const fake = opts.fakeAdapters ?? ['telegram', 'feishu'];
+  const queues = fake.map((p) => (p === 'telegram' ? QueueName.OutboundTelegram : QueueName.OutboundFeishu));
+  const adapters = queues.map(
     (name) =>
       new Worker(
         name,

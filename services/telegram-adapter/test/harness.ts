@@ -1,0 +1,146 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { createLogger } from '@pincer/shared';
+import {
+  startTelegramEmulator,
+  type TelegramEmulator,
+  type TelegramEmulatorOptions,
+} from '@pincer/telegram-emulator';
+import winston from 'winston';
+import { stringify } from 'yaml';
+import { REDIS_URL, type Stack, type StackOptions, startStack } from '../../core/test/stack.ts';
+import { type AdapterHandle, startAdapter } from '../src/adapter.ts';
+import { loadConfig } from '../src/config.ts';
+
+export interface TelegramStack {
+  stack: Stack;
+  emu: TelegramEmulator;
+  adapter: AdapterHandle;
+  env: Record<string, string>;
+  logs: string[];
+  /** Stops the adapter (as a deploy or crash would) and starts a new one with the same settings. */
+  restartAdapter(between?: () => Promise<void>): Promise<void>;
+  stopAdapter(): Promise<void>;
+  startAdapter(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface TelegramStackOptions {
+  emulator?: TelegramEmulatorOptions;
+  mode?: 'polling' | 'webhook';
+  /** The `telegram:` section of config.yaml for the adapter. */
+  telegram?: Record<string, unknown>;
+  stack?: StackOptions;
+}
+
+/** A model whose answers may be long (chunking tests need more than a few hundred tokens). */
+export const bigModels = (mockUrl: string) => ({
+  providers: {
+    p: {
+      type: 'openai',
+      nodes: [{ url: `${mockUrl}/v1`, max_concurrency: 256 }],
+      retries: { attempts: 0, backoff_ms: 1 },
+    },
+  },
+  models: { small: { provider: 'p', model_id: 'small-model', context_window: 65536, max_tokens: 16384 } },
+  routing: { default_model: 'small' },
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** mock model → llm-proxy → core (own database and Redis prefix) → the real Telegram adapter → the emulator. */
+export async function startTelegramStack(o: TelegramStackOptions = {}): Promise<TelegramStack> {
+  const stack = await startStack({ models: bigModels, ...o.stack, fakeAdapters: ['feishu'] });
+  const emu = await startTelegramEmulator({ privacyMode: false, ...o.emulator });
+  const dir = mkdtempSync(path.join(tmpdir(), 'pincer-tg-'));
+  writeFileSync(
+    path.join(dir, 'config.yaml'),
+    stringify({
+      system: { redis_prefix: stack.prefix },
+      telegram: {
+        poll_timeout_s: 2,
+        edit_interval_ms: { direct: 300, group: 600 },
+        typing_interval_ms: 1000,
+        ...o.telegram,
+      },
+    }),
+  );
+  const mode = o.mode ?? 'polling';
+  const port = await freePort();
+  const secret = 'webhook-secret-0123456789';
+  const env: Record<string, string> = {
+    REDIS_URL,
+    PINCER_CONFIG_DIR: dir,
+    TELEGRAM_BOT_TOKEN: emu.token,
+    TELEGRAM_API_ROOT: emu.url,
+    TELEGRAM_MODE: mode,
+    PORT: String(port),
+    ...(mode === 'webhook'
+      ? {
+          TELEGRAM_WEBHOOK_URL: `http://127.0.0.1:${port}/webhook/telegram`,
+          TELEGRAM_WEBHOOK_SECRET: secret,
+        }
+      : {}),
+  };
+  const logs: string[] = [];
+  const config = loadConfig(env);
+  const log = createLogger({ service: 'telegram-adapter', level: 'debug', secrets: [...config.secrets] });
+  log.clear();
+  log.add(
+    new winston.transports.Stream({
+      stream: new Writable({ write: (c, _e, cb) => void (logs.push(String(c)), cb()) }),
+    }),
+  );
+  const launch = async () => {
+    const a = await startAdapter(config, log, { host: '127.0.0.1', port });
+    await a.ready;
+    return a;
+  };
+  let adapter: AdapterHandle | undefined = await launch();
+  const ts: TelegramStack = {
+    stack,
+    emu,
+    get adapter() {
+      if (!adapter) throw new Error('adapter is stopped');
+      return adapter;
+    },
+    env,
+    logs,
+    async stopAdapter() {
+      await adapter?.shutdown(3000);
+      adapter = undefined;
+    },
+    async startAdapter() {
+      adapter = await launch();
+    },
+    async restartAdapter(between) {
+      await ts.stopAdapter();
+      await between?.();
+      await ts.startAdapter();
+    },
+    async close() {
+      await adapter?.shutdown(2000);
+      await emu.close();
+      await stack.close();
+    },
+  };
+  return ts;
+}
+
+let nextId = 5_000_000 + Math.floor(Math.random() * 1_000_000);
+/** A fresh Telegram user id (tests never share users or chats). */
+export function newUserId(): number {
+  return nextId++;
+}
