@@ -13,6 +13,7 @@ import {
   maintenanceQueue,
   maintenanceWorker,
   OutboundPublisher,
+  QueueBacklog,
   redisConnection,
 } from './repositories/queues.ts';
 import { Signals } from './repositories/signals.ts';
@@ -46,7 +47,8 @@ export async function startCore(
   const intakeDb = createPool(config.databaseUrl, config.maxConcurrency + 2, { durable: false });
   const redis = redisConnection(config.redisUrl);
   const subscriber = redisConnection(config.redisUrl);
-  const metrics = createCoreMetrics();
+  const backlog = new QueueBacklog(redis, config.redisPrefix);
+  const metrics = createCoreMetrics(() => backlog.counts());
   const llm = new LlmClient(config.llmProxyUrl, config.llmProxyKey);
   const outbound = new OutboundPublisher(redis, config.redisPrefix);
   const signals = new Signals(redis, subscriber, config.redisPrefix);
@@ -123,6 +125,7 @@ export async function startCore(
       if (timedOut) await Promise.all(workers.map((w) => w.close(true)));
       server.closeAllConnections();
       await outbound.close();
+      await backlog.close();
       await signals.close();
       await redis.quit().catch(() => redis.disconnect());
       await Promise.all([db.end(), intakeDb.end()]);

@@ -91,9 +91,17 @@ describe('metrics, overhead header, health', () => {
         3000,
         'not ready once the node is down',
       );
+      const down = await (await fetch(`${h.url}/metrics`)).text();
+      assert.match(down, /pincer_llm_node_up\{node="p-0",service="llm-proxy"\} 0/);
+      assert.match(down, /pincer_llm_provider_nodes_usable\{provider="p",service="llm-proxy"\} 0/);
+      const failed = await post(`${h.url}/v1/chat/completions`, h.key, {
+        model: 'm',
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      assert.ok(failed.status >= 500);
       assert.match(
         await (await fetch(`${h.url}/metrics`)).text(),
-        /pincer_llm_node_up\{node="p-0",service="llm-proxy"\} 0/,
+        /pincer_errors_total\{kind="(upstream|internal)",service="llm-proxy"\} 1/,
       );
       mock.setDown(false);
       await eventually(async () => (await fetch(`${h.url}/readyz`)).status === 200, 3000, 'ready again');

@@ -27,7 +27,9 @@ export async function startAdapter(
   log: Logger,
   opts: { host?: string; port?: number } = {},
 ): Promise<AdapterHandle> {
-  const metrics = createMetrics();
+  let api: TelegramApi | undefined;
+  const reachable = () => !!api && Date.now() - api.lastContactAt < 120_000;
+  const metrics = createMetrics(reachable);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
   redis.on('error', (err) => log.debug('redis error', { error: err.message }));
   const state = {
@@ -41,7 +43,6 @@ export async function startAdapter(
   let runner: ReplyRunner<unknown> | undefined;
   let publisher: InboundPublisher | undefined;
   let typing: TypingKeeper | undefined;
-  let api: TelegramApi | undefined;
   let deps: IntakeDeps | undefined;
 
   if (config.token) {
@@ -73,13 +74,16 @@ export async function startAdapter(
         () => true,
         () => false,
       );
-      const reachable = api ? Date.now() - api.lastContactAt < 120_000 : false;
       const body: Record<string, unknown> = {
         status: !redisOk ? 'unavailable' : state.phase,
         mode: config.mode,
         redis: redisOk,
         telegram: api
-          ? { reachable, last_contact_at: api.lastContactAt || null, last_failure: api.lastFailure ?? null }
+          ? {
+              reachable: reachable(),
+              last_contact_at: api.lastContactAt || null,
+              last_failure: api.lastFailure ?? null,
+            }
           : { reachable: false, reason: 'TELEGRAM_BOT_TOKEN is not set' },
         ...(state.me ? { bot: { id: state.me.id, username: state.me.username } } : {}),
         ...(poller ? { poller: { leader: poller.leader, last_poll_at: poller.lastPollAt || null } } : {}),
@@ -145,12 +149,17 @@ export async function startAdapter(
     }
   };
   const ready = connect();
+  // webhook mode may go quiet for long: a cheap getMe keeps "is Telegram reachable" honest
+  const probe = setInterval(() => {
+    if (api && deps?.me && Date.now() - api.lastContactAt > 60_000) api.getMe().catch(() => {});
+  }, 30_000).unref();
 
   return {
     url: `http://127.0.0.1:${port}`,
     ready,
     async shutdown(deadlineMs = 10_000) {
       stopping.abort();
+      clearInterval(probe);
       const deadline = sleep(deadlineMs);
       // stop taking updates first, then finish the replies in flight, then close connections
       await new Promise<void>((r) => server.close(() => r()));

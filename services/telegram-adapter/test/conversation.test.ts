@@ -182,5 +182,10 @@ describe('Telegram: conversations through the real adapter, core, llm-proxy and 
     assert.match(m, /pincer_telegram_messages_sent_total\{[^}]*\} [1-9]/);
     assert.match(m, /pincer_telegram_messages_edited_total\{[^}]*\} [1-9]/);
     assert.match(m, /pincer_telegram_api_request_duration_seconds_count\{[^}]*method="sendMessage"/);
+    assert.match(m, /pincer_telegram_up\{[^}]*\} 1/);
+    // core's backlog gauge, which the queue alert reads
+    const core = await (await fetch(`${t.stack.core.url}/metrics`)).text();
+    assert.match(core, /pincer_queue_waiting\{queue="inbound",service="core"\} \d+/);
+    assert.match(core, /pincer_queue_waiting\{queue="outbound-telegram",service="core"\} \d+/);
   });
 });

@@ -45,6 +45,33 @@ export class OutboundPublisher {
   }
 }
 
+/**
+ * Jobs waiting (or delayed) on every Pincer queue, for the backlog gauge: a growing number means the
+ * consumers (core workers, adapters) fall behind.
+ */
+export class QueueBacklog {
+  private readonly queues: Queue[];
+
+  constructor(connection: Redis, prefix: string) {
+    this.queues = [QueueName.Inbound, QueueName.OutboundTelegram, QueueName.OutboundFeishu].map(
+      (name) => new Queue(name, { connection, prefix }),
+    );
+  }
+
+  async counts(): Promise<Array<{ queue: string; waiting: number }>> {
+    return Promise.all(
+      this.queues.map(async (q) => {
+        const c = await q.getJobCounts('waiting', 'delayed', 'prioritized');
+        return { queue: q.name, waiting: Object.values(c).reduce((a, b) => a + b, 0) };
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.queues.map((q) => q.close()));
+  }
+}
+
 /** The inbound worker: `concurrency` jobs at once per process; stalled jobs (a dead process) run again. */
 export function inboundWorker(
   connection: Redis,

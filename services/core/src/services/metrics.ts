@@ -1,7 +1,7 @@
 import { createMetricsRegistry, MODEL_LATENCY_BUCKETS, prom } from '@pincer/shared';
 
-/** core's metrics (labels bounded: platform, outcome, kind). */
-export function createCoreMetrics() {
+/** core's metrics (labels bounded: platform, outcome, kind). `backlog` feeds the queue gauge. */
+export function createCoreMetrics(backlog?: () => Promise<Array<{ queue: string; waiting: number }>>) {
   const registry = createMetricsRegistry('core');
   const r = [registry];
   return {
@@ -45,6 +45,16 @@ export function createCoreMetrics() {
       labelNames: ['platform'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: r,
+    }),
+    queueWaiting: new prom.Gauge({
+      name: 'pincer_queue_waiting',
+      help: 'Jobs waiting or delayed per queue (inbound, outbound-telegram, outbound-feishu)',
+      labelNames: ['queue'],
+      registers: r,
+      async collect() {
+        if (!backlog) return;
+        for (const { queue, waiting } of await backlog().catch(() => [])) this.set({ queue }, waiting);
+      },
     }),
     errors: new prom.Counter({
       name: 'pincer_errors_total',

@@ -630,6 +630,7 @@ export class ChatService {
       throw err;
     } finally {
       const model = served?.model.id ?? primary.id;
+      if (status >= 500) caller.metrics.errors.inc({ kind: status >= 502 ? 'upstream' : 'internal' });
       caller.metrics.requests.inc({ model, node: served?.node.id ?? 'none', status: String(status) });
       caller.metrics.duration.observe(
         { model, node: served?.node.id ?? 'none' },

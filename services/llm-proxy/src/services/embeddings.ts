@@ -92,6 +92,7 @@ export class EmbeddingsService {
       throw err;
     } finally {
       const model = served?.model ?? primary.id;
+      if (status >= 500) caller.metrics.errors.inc({ kind: status >= 502 ? 'upstream' : 'internal' });
       caller.metrics.requests.inc({ model, node: served?.node ?? 'none', status: String(status) });
       caller.metrics.duration.observe(
         { model, node: served?.node ?? 'none' },

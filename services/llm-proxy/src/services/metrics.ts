@@ -121,6 +121,23 @@ export function createProxyMetrics(providers: () => Iterable<UpstreamProvider>) 
         for (const n of nodesOf()) this.set({ node: n.id }, n.probeUp === false ? 0 : 1);
       },
     }),
+    providerUsable: new prom.Gauge({
+      name: 'pincer_llm_provider_nodes_usable',
+      help: 'Nodes of a provider that can take requests now (probe up, breaker not open); 0 = its models cannot be served',
+      labelNames: ['provider'],
+      registers: r,
+      collect() {
+        const now = Date.now();
+        for (const p of providers())
+          this.set({ provider: p.id }, p.nodes.filter((n) => n.probeUp !== false && n.available(now)).length);
+      },
+    }),
+    errors: new prom.Counter({
+      name: 'pincer_errors_total',
+      help: 'Requests that ended in a server-side error (5xx), by kind',
+      labelNames: ['kind'],
+      registers: r,
+    }),
     breaker: new prom.Gauge({
       name: 'pincer_llm_node_breaker_state',
       help: 'Circuit breaker per node: 0 closed, 1 half-open, 2 open',

@@ -83,6 +83,8 @@ export class TelegramApi {
       else this.lastFailure = `${new Date().toISOString()} ${(err as Error).message}`;
       this.metrics.apiCalls.inc({ method, outcome: f.kind });
       if (f.kind === 'flood') this.metrics.floodWaits.inc({ method });
+      else if (f.kind === 'transient' || f.kind === 'rejected' || f.kind === 'unauthorized')
+        this.metrics.errors.inc({ kind: `api_${f.kind}` });
       throw new TelegramError(f, `${method}: ${(err as Error).message}`);
     } finally {
       end();

@@ -128,7 +128,10 @@ export class Poller {
         const wait = f?.kind === 'flood' ? f.retryAfterMs : backoff;
         if (f?.kind === 'conflict')
           d.log.warn('another getUpdates poller or a webhook is active', { error: f.description });
-        else d.log.warn('polling failed; retrying', { error: (err as Error).message, retry_in_ms: wait });
+        else {
+          d.metrics.errors.inc({ kind: 'poll' });
+          d.log.warn('polling failed; retrying', { error: (err as Error).message, retry_in_ms: wait });
+        }
         await pause(wait, signal);
         backoff = Math.min(30_000, backoff * 2);
       }

@@ -2,8 +2,8 @@ import { createMetricsRegistry, prom } from '@pincer/shared';
 
 const SEND_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-/** Every metric the Telegram adapter exposes (`pincer_telegram_` prefix). */
-export function createMetrics() {
+/** Every metric the Telegram adapter exposes (`pincer_telegram_` prefix). `up` feeds the reachability gauge. */
+export function createMetrics(up?: () => boolean) {
   const registry = createMetricsRegistry('telegram-adapter');
   const r = [registry];
   return {
@@ -52,6 +52,20 @@ export function createMetrics() {
       name: 'pincer_telegram_chats_unreachable_total',
       help: 'Chats the bot can no longer write to (blocked by the user, removed from the group)',
       labelNames: ['reason'],
+      registers: r,
+    }),
+    up: new prom.Gauge({
+      name: 'pincer_telegram_up',
+      help: '1 when Telegram answered the adapter within the last 2 minutes (0 also while idle without a token)',
+      registers: r,
+      collect() {
+        this.set(up?.() ? 1 : 0);
+      },
+    }),
+    errors: new prom.Counter({
+      name: 'pincer_errors_total',
+      help: 'Failures by kind: Bot API calls that failed (not flood waits), polling, webhook intake',
+      labelNames: ['kind'],
       registers: r,
     }),
     replies: new prom.Counter({
