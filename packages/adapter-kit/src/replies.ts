@@ -124,9 +124,16 @@ export class ReplyRunner<S> {
     return n;
   }
 
+  /**
+   * Stops taking jobs and waits for the ones running (finishes wait for their chat's lane), then for
+   * the show in progress in every lane; streamed updates not yet shown are dropped (their finish job,
+   * still queued, shows the final text). Call it before closing the Redis connection: a show cut off
+   * mid-way would leave its per-reply lock behind.
+   */
   async close(): Promise<void> {
     this.closing = true;
     await this.worker?.close();
+    while ([...this.lanes.values()].some((l) => l.running)) await sleep(20);
   }
 
   private key(replyId: string) {
@@ -183,6 +190,10 @@ export class ReplyRunner<S> {
     lane.running = true;
     try {
       while (lane.replies.size > 0) {
+        if (this.closing && ![...lane.replies.values()].some((q) => q.waiters.length > 0)) {
+          lane.replies.clear(); // only streamed updates left: the queued finish will show the text
+          break;
+        }
         let p: Pending | undefined;
         for (const q of lane.replies.values()) if (!p || q.firstSeq < p.firstSeq) p = q;
         await this.step(lane, p!);
@@ -190,7 +201,7 @@ export class ReplyRunner<S> {
     } finally {
       lane.running = false;
       if (lane.replies.size === 0) this.lanes.delete(chatId);
-      else void this.run(chatId, lane);
+      else if (!this.closing) void this.run(chatId, lane);
     }
   }
 

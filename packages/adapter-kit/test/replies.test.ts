@@ -235,3 +235,32 @@ async function waitFor(fn: () => boolean, ms = 3000) {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+test('close waits for the show in progress, so no per-reply lock outlives the process', async () => {
+  const p2 = new FakePresenter();
+  const r2 = new ReplyRunner({
+    connection: redis,
+    prefix,
+    queue: 'outbound-close-test',
+    platform: 'test',
+    presenter: p2,
+    log,
+  });
+  r2.start();
+  const q2 = new Queue('outbound-close-test', { connection: redis, prefix });
+  const reply = `r-${n++}`;
+  let release!: () => void;
+  p2.plan.push(() => new Promise<void>((res) => (release = res)));
+  await q2.add('update', action(reply, 'create', 1, 'streaming', `chat-${n}`), { jobId: `c-${n++}` });
+  await waitFor(() => p2.plan.length === 0); // the show has begun and holds the reply's lock
+  const lock = `${prefix}:test:reply:${reply}:lock`;
+  assert.equal(await redis.exists(lock), 1);
+  let closed = false;
+  const closing = r2.close().then(() => (closed = true));
+  await new Promise((res) => setTimeout(res, 50));
+  assert.equal(closed, false, 'close waits for the running show');
+  release();
+  await closing;
+  assert.equal(await redis.exists(lock), 0, 'the lock is released');
+  await q2.close();
+});
