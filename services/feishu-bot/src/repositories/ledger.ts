@@ -1,0 +1,72 @@
+import type { Redis } from 'ioredis';
+
+/** How long a claim made by an intake that may still crash holds (Feishu's first redelivery is 15 s later). */
+const CLAIM_MS = 10_000;
+
+const SET_IF = `if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 else return 0 end`;
+
+/**
+ * What the bot remembers in Redis, shared by every replica: which events and messages were already
+ * taken in (so each message is answered once across redeliveries, reconnect replays and replicas),
+ * and the "Typing" reaction on each message being answered.
+ */
+export class Ledger {
+  private readonly redis: Redis;
+  private readonly p: string;
+  private readonly ttlS: number;
+
+  constructor(redis: Redis, prefix: string, dedupTtlS: number) {
+    this.redis = redis;
+    this.p = `${prefix}:feishu`;
+    this.ttlS = dedupTtlS;
+  }
+
+  /**
+   * Claims the keys for an intake. Returns the first key already claimed (a duplicate), or undefined:
+   * then the caller owns them until `confirm` (kept for the dedup TTL) or `release` (given back).
+   */
+  async claim(
+    keys: Array<{ name: 'event_id' | 'message_id'; id: string }>,
+  ): Promise<'event_id' | 'message_id' | undefined> {
+    const taken: string[] = [];
+    for (const k of keys) {
+      const key = `${this.p}:seen:${k.name}:${k.id}`;
+      if ((await this.redis.set(key, 'claimed', 'PX', CLAIM_MS, 'NX')) !== 'OK') {
+        if (taken.length) await this.redis.del(...taken);
+        return k.name;
+      }
+      taken.push(key);
+    }
+    return undefined;
+  }
+
+  async confirm(keys: Array<{ name: string; id: string }>): Promise<void> {
+    const m = this.redis.multi();
+    for (const k of keys) m.set(`${this.p}:seen:${k.name}:${k.id}`, 'done', 'EX', this.ttlS);
+    await m.exec();
+  }
+
+  async release(keys: Array<{ name: string; id: string }>): Promise<void> {
+    if (keys.length) await this.redis.del(...keys.map((k) => `${this.p}:seen:${k.name}:${k.id}`));
+  }
+
+  private reactionKey(messageId: string) {
+    return `${this.p}:typing:${messageId}`;
+  }
+
+  /** Whether this caller should add the Typing reaction to the message (only the first one does). */
+  async claimReaction(messageId: string): Promise<boolean> {
+    return (await this.redis.set(this.reactionKey(messageId), 'pending', 'EX', 3600, 'NX')) === 'OK';
+  }
+
+  /** Records the reaction added; false when the reply finished meanwhile (the caller removes it again). */
+  async saveReaction(messageId: string, reactionId: string): Promise<boolean> {
+    return (await this.redis.eval(SET_IF, 1, this.reactionKey(messageId), 'pending', reactionId, 3600)) === 1;
+  }
+
+  /** The reply is done: returns the reaction to remove, if one was added. */
+  async endReaction(messageId: string): Promise<string | undefined> {
+    const old = await this.redis.set(this.reactionKey(messageId), 'done', 'EX', 3600, 'GET');
+    return old && old !== 'pending' && old !== 'done' ? old : undefined;
+  }
+}
