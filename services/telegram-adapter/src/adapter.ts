@@ -29,7 +29,7 @@ export async function startAdapter(
 ): Promise<AdapterHandle> {
   let api: TelegramApi | undefined;
   const reachable = () => !!api && Date.now() - api.lastContactAt < 120_000;
-  const metrics = createMetrics(reachable);
+  const metrics = createMetrics(config.token ? reachable : undefined);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
   redis.on('error', (err) => log.debug('redis error', { error: err.message }));
   const state = {

@@ -54,14 +54,17 @@ export function createMetrics(up?: () => boolean) {
       labelNames: ['reason'],
       registers: r,
     }),
-    up: new prom.Gauge({
-      name: 'pincer_telegram_up',
-      help: '1 when Telegram answered the adapter within the last 2 minutes (0 also while idle without a token)',
-      registers: r,
-      collect() {
-        this.set(up?.() ? 1 : 0);
-      },
-    }),
+    // not exported while the adapter idles without a token: an unconfigured platform is not "down"
+    up: up
+      ? new prom.Gauge({
+          name: 'pincer_telegram_up',
+          help: '1 when Telegram answered the adapter within the last 2 minutes',
+          registers: r,
+          collect() {
+            this.set(up() ? 1 : 0);
+          },
+        })
+      : undefined,
     errors: new prom.Counter({
       name: 'pincer_errors_total',
       help: 'Failures by kind: Bot API calls that failed (not flood waits), polling, webhook intake',
