@@ -11,6 +11,7 @@ ensure_deps
 ensure_redis
 ensure_postgres
 ensure_compose_validator
+ensure_ops_tools
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 

@@ -30,7 +30,12 @@ describe('packaging: compose, Dockerfiles, env docs and the start contract agree
   it('the compose file is valid (docker-compose config)', async () => {
     const r = await run('docker-compose', ['config', '-q'], {
       cwd: root,
-      env: { ...process.env, LLM_PROXY_API_KEY: 'x'.repeat(32), POSTGRES_PASSWORD: 'p'.repeat(16) },
+      env: {
+        ...process.env,
+        LLM_PROXY_API_KEY: 'x'.repeat(32),
+        POSTGRES_PASSWORD: 'p'.repeat(16),
+        GRAFANA_ADMIN_PASSWORD: 'g'.repeat(16),
+      },
     }).catch((e) => e);
     assert.equal(r.code ?? 0, 0, r.stderr);
   });

@@ -79,3 +79,22 @@ ensure_postgres() {
 ensure_compose_validator() {
   command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
 }
+
+# apt_install, without letting the package start its daemon (we run nginx and Prometheus ourselves).
+apt_install_quiet() {
+  local guard=/usr/sbin/policy-rc.d had=0
+  [ -e "$guard" ] && had=1
+  [ "$had" = 1 ] || { printf '#!/bin/sh\nexit 101\n' > "$guard" && chmod +x "$guard"; }
+  apt_install "$@"
+  [ "$had" = 1 ] || rm -f "$guard"
+}
+
+# nginx and Prometheus (promtool) from Debian's packages: `nginx -t`, rule tests, the local stack.
+ensure_ops_tools() {
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install_quiet nginx
+  command -v promtool >/dev/null 2>&1 || apt_install_quiet prometheus
+  command -v openssl >/dev/null 2>&1 || apt_install_quiet openssl
+  command -v curl >/dev/null 2>&1 || apt_install_quiet curl
+  # busybox's httpd serves the backup job's metrics, as in the backup container
+  command -v busybox >/dev/null 2>&1 || apt_install_quiet busybox
+}
