@@ -23,16 +23,25 @@ export class InboundPublisher {
     });
   }
 
-  /** Validates and enqueues; resolves once Redis holds every job (the caller may then confirm to the platform). */
-  async publish(messages: readonly InboundMessageInput[]): Promise<void> {
-    if (messages.length === 0) return;
-    const jobs = messages.map((m) => {
-      const data = InboundMessage.parse(m);
-      return { name: data.event, data, opts: { jobId: inboundJobId(data) } };
-    });
+  /**
+   * Validates and enqueues; resolves once Redis holds every valid job (the caller may then confirm to
+   * the platform). A message that does not fit the contract is returned, not queued: one bad update
+   * must never hold up the others (a poller would otherwise fetch the same batch forever).
+   */
+  async publish(
+    messages: readonly InboundMessageInput[],
+  ): Promise<{ rejected: Array<{ message: unknown; error: string }> }> {
+    const rejected: Array<{ message: unknown; error: string }> = [];
+    const jobs = [];
+    for (const m of messages) {
+      const r = InboundMessage.safeParse(m);
+      if (r.success) jobs.push({ name: r.data.event, data: r.data, opts: { jobId: inboundJobId(r.data) } });
+      else rejected.push({ message: m, error: r.error.message });
+    }
     const [one] = jobs;
     if (jobs.length === 1 && one) await this.queue.add(one.name, one.data, one.opts);
-    else await this.queue.addBulk(jobs);
+    else if (jobs.length > 1) await this.queue.addBulk(jobs);
+    return { rejected };
   }
 
   close(): Promise<void> {

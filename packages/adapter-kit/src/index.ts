@@ -1,5 +1,6 @@
 export { InboundPublisher } from './inbound.ts';
 export { Bucket, KeyedBuckets } from './pacing.ts';
+export { RecentMap } from './recent.ts';
 export {
   type Desired,
   type Presenter,

@@ -88,6 +88,7 @@ export interface ReplyRunnerOptions<S> {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
 /**
@@ -132,6 +133,8 @@ export class ReplyRunner<S> {
    */
   async close(): Promise<void> {
     this.closing = true;
+    for (const wake of this.wakers) wake();
+    this.wakers.clear();
     await this.worker?.close();
     while ([...this.lanes.values()].some((l) => l.running)) await sleep(20);
   }
@@ -174,7 +177,8 @@ export class ReplyRunner<S> {
     if (!p) {
       p = { target, desired, firstSeq: a.seq, waiters: [] };
       lane.replies.set(a.reply_id, p);
-    } else if (a.seq > p.desired.seq) {
+    } else if (a.seq > p.desired.seq || (desired.final && !p.desired.final)) {
+      // newer text replaces older; the final text always replaces a streamed one (clocks may disagree)
       p.desired = desired;
     } else if (!desired.final) {
       return; // older than what this reply already shows: ignored
@@ -215,31 +219,35 @@ export class ReplyRunner<S> {
         else w.resolve();
       }
     };
-    let stored = await this.load(p.target.reply_id);
-    const wait = presenter.delayBefore?.(p.target, p.desired, stored?.state) ?? 0;
-    if (wait > 0) {
-      await sleep(wait);
-      stored = undefined; // reload under the lock below
-    }
-    const d = p.desired;
+    const d0 = p.desired;
     try {
+      // pacing first, on what was shown; the state itself is read again under the lock
+      const before = await this.load(p.target.reply_id);
+      const wait = presenter.delayBefore?.(p.target, d0, before?.state) ?? 0;
+      if (wait > 0) await this.pause(wait);
+      const d = p.desired;
       const outcome = await this.withLock(p.target.reply_id, async () => {
-        const cur = stored ?? (await this.load(p.target.reply_id));
+        const cur = await this.load(p.target.reply_id);
         if (cur?.finished) return 'finished';
-        if (cur && d.seq <= cur.seq) return 'applied';
+        // another process showed a newer streamed text; a final is shown whatever the seq says
+        if (cur && d.seq <= cur.seq && !d.final) return 'applied';
         const save = (state: S) =>
           this.store({ seq: cur?.seq ?? -1, finished: false, state }, p.target.reply_id);
         const state = await presenter.show(p.target, d, cur?.state, { save });
-        await this.store({ seq: d.seq, finished: d.final, state }, p.target.reply_id);
+        await this.store(
+          { seq: Math.max(d.seq, cur?.seq ?? -1), finished: d.final, state },
+          p.target.reply_id,
+        );
         if (d.final) await presenter.finished?.(p.target, state).catch(() => {});
         return 'shown';
       });
       if (outcome === 'finished' || d.final || p.desired === d) settle();
     } catch (err) {
       const e = err as Error;
+      const d = p.desired;
       if (err instanceof RetryAfter) {
-        if (d.final && Date.now() - this.startedOf(p) > this.o.maxFinishWaitMs) {
-          settle(e);
+        if (d.final && (this.closing || Date.now() - this.startedOf(p) > this.o.maxFinishWaitMs)) {
+          settle(e); // the finish job fails and BullMQ retries it later (in this or another process)
           return;
         }
         this.o.log.info('reply paused', {
@@ -247,7 +255,7 @@ export class ReplyRunner<S> {
           retry_in_ms: err.ms,
           reason: e.message,
         });
-        await sleep(err.ms);
+        await this.pause(err.ms);
         return; // the loop picks this reply again with its then-latest text
       }
       if (err instanceof ReplyGone) {
@@ -267,10 +275,28 @@ export class ReplyRunner<S> {
         request_id: p.target.request_id,
         error: e.message,
       });
-      // a failed update is superseded by the next one; a failed finish fails its job, which BullMQ retries
-      if (d.final || p.desired === d) settle(d.final ? e : undefined);
+      // a failed update is superseded by the next one; a failed finish fails its job, which BullMQ
+      // retries with backoff (so a broken Redis or state never spins here)
+      if (d.final || p.desired === d0) settle(d.final ? e : undefined);
+      else await this.pause(200);
     }
   }
+
+  /** A wait that shutdown cuts short. */
+  private pause(ms: number): Promise<void> {
+    if (this.closing) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.wakers.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.wakers.add(done);
+    });
+  }
+
+  private readonly wakers = new Set<() => void>();
 
   private readonly started = new WeakMap<Pending, number>();
   private startedOf(p: Pending): number {
@@ -299,7 +325,7 @@ export class ReplyRunner<S> {
       await sleep(delay);
     }
     const renew = setInterval(() => {
-      this.o.connection.pexpire(key, ttl).catch(() => {});
+      this.o.connection.eval(RENEW, 1, key, token, String(ttl)).catch(() => {});
     }, ttl / 3);
     try {
       return await fn();

@@ -264,3 +264,58 @@ test('close waits for the show in progress, so no per-reply lock outlives the pr
   assert.equal(await redis.exists(lock), 0, 'the lock is released');
   await q2.close();
 });
+
+test('two adapter processes on one queue: each reply is created once and ends with its final text', async () => {
+  const queueName = 'outbound-two-runners';
+  // a presenter that "sends" a message when the reply has none yet and edits it otherwise
+  const created = new Map<string, number>();
+  const lastShown = new Map<string, { text: string; final: boolean }>();
+  const make = (): Presenter<string> => ({
+    async show(t, d, state) {
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 15));
+      if (state === undefined) created.set(t.reply_id, (created.get(t.reply_id) ?? 0) + 1);
+      const shown = lastShown.get(t.reply_id);
+      assert.ok(!shown?.final, `${t.reply_id}: nothing is shown after its final text`);
+      lastShown.set(t.reply_id, { text: d.text, final: d.final });
+      return `msg-of-${t.reply_id}`;
+    },
+  });
+  const runners = [make(), make()].map(
+    (presenter) =>
+      new ReplyRunner({
+        connection: redis,
+        prefix,
+        queue: queueName,
+        platform: 'two',
+        presenter,
+        log,
+        concurrency: 8,
+      }),
+  );
+  for (const r of runners) r.start();
+  const q = new Queue(queueName, { connection: redis, prefix });
+  q.setMaxListeners(100);
+  const replies = Array.from({ length: 12 }, (_, i) => `two-${n++}-${i}`);
+  const finishes: Array<{ id?: string }> = [];
+  for (const r of replies) {
+    const chat = `chat-${r}`;
+    await q.add('create', action(r, 'create', 1, 'a', chat), { jobId: `${r}#1` });
+    for (let s = 2; s <= 6; s++)
+      await q.add('update', action(r, 'update', s, 'a'.repeat(s), chat), { jobId: `${r}#${s}` });
+    finishes.push(await q.add('finish', action(r, 'finish', 7, `final ${r}`, chat), { jobId: `${r}#7` }));
+  }
+  let doneCount = 0;
+  const poll = setInterval(async () => {
+    const states = await Promise.all(finishes.map((f) => q.getJobState(f.id!)));
+    doneCount = states.filter((s) => s === 'completed').length;
+  }, 50);
+  // polled, not awaited through queue events: this test is about the runners, not event delivery
+  await waitFor(() => doneCount === finishes.length, 10_000);
+  clearInterval(poll);
+  for (const r of replies) {
+    assert.equal(created.get(r), 1, `${r} created ${created.get(r)} times`);
+    assert.deepEqual(lastShown.get(r), { text: `final ${r}`, final: true });
+  }
+  await Promise.all(runners.map((r) => r.close()));
+  await q.close();
+});
