@@ -70,11 +70,16 @@ const EnvSchema = z
     TELEGRAM_MODE: z
       .enum(['polling', 'webhook'], { error: 'must be "polling" or "webhook"' })
       .default('polling'),
-    TELEGRAM_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    // compose passes unset variables as empty strings: empty means unset
+    TELEGRAM_WEBHOOK_URL: z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+      .optional()
+      .or(z.literal('').transform(() => undefined)),
     TELEGRAM_WEBHOOK_SECRET: z
       .string()
       .regex(SECRET, '1-256 characters of A-Z a-z 0-9 _ - (openssl rand -hex 32)')
-      .optional(),
+      .optional()
+      .or(z.literal('').transform(() => undefined)),
   })
   .superRefine((e, ctx) => {
     if (e.TELEGRAM_MODE !== 'webhook') return;
@@ -96,6 +101,7 @@ export type TelegramSettings = z.output<typeof Settings>['telegram'];
 
 export interface TelegramConfig {
   port: number;
+  host: string;
   redisUrl: string;
   redisPrefix: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
@@ -122,6 +128,7 @@ export function loadConfig(env: Env = process.env): TelegramConfig {
   if (problems.length || !e || !s) throw new ConfigError(problems);
   return deepFreeze({
     port: e.PORT,
+    host: e.HOST,
     redisUrl: e.REDIS_URL,
     redisPrefix: s.system.redis_prefix ?? DEFAULT_REDIS_PREFIX,
     logLevel: e.LOG_LEVEL as TelegramConfig['logLevel'],

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_TOKEN } from '../../core/test/stack.ts';
+import { Redis } from 'ioredis';
+import { ADMIN_TOKEN, REDIS_URL } from '../../core/test/stack.ts';
 import { newUserId, startTelegramStack, type TelegramStack } from './harness.ts';
 
 const ANSWER = [
@@ -67,6 +68,34 @@ describe('Telegram: conversations through the real adapter, core, llm-proxy and 
     );
     for (let i = 1; i < edits.length; i++) assert.ok(edits[i]!.at - edits[i - 1]!.at >= 250, 'edits paced');
     assert.ok(!t.emu.calls.some((c) => c.error_code === 429));
+  });
+
+  it('"typing…" is kept alive while the model is slow, and stops with the finished reply', async () => {
+    const uid = newUserId();
+    t.stack.mock.script({ match: { contains: 'think long' }, times: 1, reply: { firstTokenDelayMs: 3500 } });
+    t.emu.userSend({
+      chat: { id: uid, type: 'private' },
+      from: { id: uid, first_name: 'Ty' },
+      text: 'think long',
+    });
+    await t.emu.waitFor(
+      () => t.emu.chat(uid).botMessages.find((m) => m.text.includes('think long')),
+      15_000,
+      'the slow answer',
+    );
+    const typing = t.emu.chat(uid).typing;
+    // this test's adapter repeats typing every second (Telegram shows it for about 5 s)
+    assert.ok(typing.length >= 3, `typing sent ${typing.length} times while waiting`);
+    for (let i = 1; i < typing.length; i++)
+      assert.ok(typing[i]! - typing[i - 1]! >= 900, 'repeated, not spammed');
+    // once the reply is finished, nothing keeps it alive
+    const redis = new Redis(REDIS_URL);
+    try {
+      const keys = await eventuallyEmpty(redis, `${t.stack.prefix}:telegram:typing:telegram/${uid}/*`);
+      assert.deepEqual(keys, []);
+    } finally {
+      await redis.quit();
+    }
   });
 
   it('groups: answered only when mentioned, replied to, or commanded with this bot’s suffix', async () => {
@@ -189,3 +218,13 @@ describe('Telegram: conversations through the real adapter, core, llm-proxy and 
     assert.match(core, /pincer_queue_waiting\{queue="outbound-telegram",service="core"\} \d+/);
   });
 });
+
+/** Polls until no key matches (a finished reply's typing flag is deleted right after its finish is shown). */
+async function eventuallyEmpty(redis: Redis, pattern: string): Promise<string[]> {
+  const end = Date.now() + 5000;
+  for (;;) {
+    const keys = await redis.keys(pattern);
+    if (keys.length === 0 || Date.now() > end) return keys;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -80,6 +80,47 @@ describe('Telegram presenter: Bot API failures', () => {
     assert.match(await metrics.registry.metrics(), /pincer_telegram_plain_text_fallbacks_total\{[^}]*\} 1/);
   });
 
+  it('a finished reply Telegram refuses is shown as plain text instead of being lost', async () => {
+    const uid = newUserId();
+    say(uid);
+    // a renderer mistake: a part over Telegram's limit ("message is too long")
+    const tooLong = () => [{ html: 'x'.repeat(5000), plain: 'y'.repeat(5000) }];
+    const st = await presenter(tooLong).show(
+      target(uid),
+      { text: 'x', seq: 1, final: true },
+      undefined,
+      noSave,
+    );
+    assert.ok(emu.calls.some((c) => /message is too long/.test(c.description ?? '')));
+    const shown = emu.chat(uid).botMessages;
+    assert.equal(shown.length, 1);
+    assert.equal(shown[0]!.text, 'y'.repeat(4096));
+    assert.equal(st.parts[0]!.plain, true);
+  });
+
+  it('streamed edits are paced at the defaults: 1 s apart in direct chats, 3 s in groups', async () => {
+    const uid = newUserId();
+    say(uid);
+    const gid = -newUserId();
+    emu.userSend({
+      chat: { id: gid, type: 'group', title: 'P' },
+      from: { id: newUserId(), first_name: 'Q' },
+      text: 'x',
+    });
+    const p = presenter();
+    for (const [chat, type, interval] of [
+      [uid, 'direct', 1000],
+      [gid, 'group', 3000],
+    ] as const) {
+      const t = target(chat, type);
+      const st = await p.show(t, { text: 'first', seq: 1, final: false }, undefined, noSave);
+      const wait = p.delayBefore(t, { text: 'second', seq: 2, final: false }, st);
+      assert.ok(wait > interval - 200 && wait <= interval, `${type}: next edit in ${wait} ms`);
+      // the final text is not held back by the streaming cadence
+      assert.ok(p.delayBefore(t, { text: 'done', seq: 3, final: true }, st) < interval - 200);
+    }
+  });
+
   it('429 becomes RetryAfter(retry_after) with the parts already sent kept', async () => {
     const uid = newUserId();
     say(uid);

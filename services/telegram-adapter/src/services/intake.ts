@@ -73,7 +73,12 @@ export async function accept(d: IntakeDeps, updates: readonly TgUpdate[]): Promi
         break;
     }
   }
-  await d.publisher.publish(messages);
+  const { rejected } = await d.publisher.publish(messages);
+  for (const r of rejected) {
+    d.metrics.updates.inc({ kind: 'message', outcome: 'invalid' });
+    d.metrics.errors.inc({ kind: 'invalid_update' });
+    d.log.warn('update skipped: it does not fit the inbound contract', { error: r.error });
+  }
   // after the messages are safe: presence flags and instant "typing…" (failures here lose nothing)
   for (const f of after) f().catch(() => {});
 }

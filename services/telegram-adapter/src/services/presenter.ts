@@ -2,6 +2,7 @@ import {
   Bucket,
   type Desired,
   KeyedBuckets,
+  RecentMap,
   type Presenter,
   ReplyGone,
   type ReplyTarget,
@@ -45,8 +46,9 @@ export function typingKey(chatId: string, messageId: string): string {
 export class TelegramPresenter implements Presenter<TgReplyState> {
   private readonly global: Bucket;
   private readonly chats: KeyedBuckets;
-  private readonly lastShown = new Map<string, number>();
-  private readonly failures = new Map<string, number>();
+  // per reply; lapse on their own for replies finished elsewhere
+  private readonly lastShown = new RecentMap<number>(30 * 60_000);
+  private readonly failures = new RecentMap<number>(30 * 60_000);
   private readonly d: {
     api: TelegramApi;
     store: ChatStore;
@@ -152,6 +154,20 @@ export class TelegramPresenter implements Presenter<TgReplyState> {
               threadId = undefined; // the topic was deleted or closed: answer in the main chat
               continue;
             }
+            if (f?.kind === 'rejected' && desired.final) {
+              // Telegram refuses this part as sent: the plain text, and failing that a short notice,
+              // rather than a half-streamed answer that never ends
+              st.parts[i] = await this.lastResort(
+                st.chatId,
+                want,
+                have?.id,
+                threadId,
+                i === 0 ? replyTo : undefined,
+                f.description,
+              );
+              await ctx.save(st);
+              break;
+            }
             throw err;
           }
         }
@@ -190,6 +206,38 @@ export class TelegramPresenter implements Presenter<TgReplyState> {
       });
       const m = await this.d.api.sendMessage(chatId, part.plain, { threadId, replyTo });
       return { id: m.message_id, plain: true };
+    }
+  }
+
+  /** The final part as plain text; if Telegram refuses even that, a short notice in its place. */
+  private async lastResort(
+    chatId: string,
+    part: TelegramPart,
+    existing: number | undefined,
+    threadId: number | undefined,
+    replyTo: number | undefined,
+    description: string,
+  ): Promise<{ id: number; html: string; plain: boolean }> {
+    this.d.log.warn('Telegram refused a finished reply; showing it as plain text', {
+      chat_id: chatId,
+      error: description,
+    });
+    this.d.metrics.errors.inc({ kind: 'reply_refused' });
+    const attempt = async (text: string) => {
+      if (existing !== undefined) {
+        await this.d.api.editMessageText(chatId, existing, text, false).catch((e: unknown) => {
+          if (!(e instanceof TelegramError) || e.failure.kind !== 'not_modified') throw e;
+        });
+        return existing;
+      }
+      return (await this.d.api.sendMessage(chatId, text, { threadId, replyTo })).message_id;
+    };
+    try {
+      return { id: await attempt(part.plain.slice(0, 4096)), html: part.html, plain: true };
+    } catch (err) {
+      if (!(err instanceof TelegramError) || err.failure.kind !== 'rejected') throw err;
+      const notice = `⚠️ This answer could not be shown in Telegram (${err.failure.description.slice(0, 200)}).`;
+      return { id: await attempt(notice), html: part.html, plain: true };
     }
   }
 
