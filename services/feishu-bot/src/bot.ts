@@ -141,7 +141,7 @@ export async function startBot(
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? config.port, opts.host ?? '0.0.0.0', () => resolve());
+    server.listen(opts.port ?? config.port, opts.host ?? config.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   log.info('feishu-bot listening', { port, mode: config.mode, idle });

@@ -96,6 +96,7 @@ export type FeishuSettings = z.output<typeof Settings>['feishu'];
 
 export interface FeishuConfig {
   port: number;
+  host: string;
   redisUrl: string;
   redisPrefix: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
@@ -123,6 +124,7 @@ export function loadConfig(env: Env = process.env): FeishuConfig {
   if (problems.length || !e || !s) throw new ConfigError(problems);
   return deepFreeze({
     port: e.PORT,
+    host: e.HOST,
     redisUrl: e.REDIS_URL,
     redisPrefix: s.system.redis_prefix ?? DEFAULT_REDIS_PREFIX,
     logLevel: e.LOG_LEVEL as FeishuConfig['logLevel'],

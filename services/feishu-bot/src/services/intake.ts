@@ -92,8 +92,14 @@ export async function acceptEvent(d: IntakeDeps, type: EventType, e: FeishuEvent
         age_s: Math.round(age / 1000),
       });
     }
-    await d.publisher.publish([m]);
-    await d.ledger.confirm(keys);
+    const { rejected } = await d.publisher.publish([m]);
+    await d.ledger.confirm(keys); // a message that does not fit the contract would fail the same way again
+    if (rejected.length) {
+      d.metrics.errors.inc({ kind: 'invalid_event' });
+      d.log.warn('event skipped: it does not fit the inbound contract', { error: rejected[0]!.error });
+      count('invalid');
+      return;
+    }
   } catch (err) {
     await d.ledger.release(keys).catch(() => {});
     throw err;

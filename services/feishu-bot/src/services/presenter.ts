@@ -3,6 +3,7 @@ import {
   Bucket,
   type Desired,
   KeyedBuckets,
+  RecentMap,
   type Presenter,
   ReplyGone,
   type ReplyTarget,
@@ -114,8 +115,9 @@ class Fallback extends Error {}
 export class FeishuPresenter implements Presenter<FsReplyState> {
   private readonly chats: KeyedBuckets;
   private readonly apis: KeyedBuckets;
-  private readonly lastOp = new Map<string, number>();
-  private readonly failures = new Map<string, number>();
+  // per reply and card; lapse on their own for replies finished elsewhere
+  private readonly lastOp = new RecentMap<number>(30 * 60_000);
+  private readonly failures = new RecentMap<number>(30 * 60_000);
   private cardkitOffUntil = 0;
   private readonly d: {
     api: FeishuApi;
@@ -414,6 +416,9 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
       });
       this.d.metrics.cards.inc({ kind: 'text' });
     } catch (err) {
+      // a notice held back by a limit or a hiccup is tried again later, not given up
+      if (err instanceof FeishuError && (err.rateLimited || err.transient))
+        throw new RetryAfter(err.retryAfterMs ?? 2000, `notice: ${err.message}`);
       this.d.log.error('could not tell the user either', {
         reply_id: target.reply_id,
         error: (err as Error).message,
