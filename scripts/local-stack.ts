@@ -65,6 +65,8 @@ export const LOCAL_PORTS = {
 
 const common = (s: StackSettings, port: number) => ({
   PORT: String(s.port(port)),
+  // processes on a shared host listen on loopback only: nginx is the way in
+  HOST: '127.0.0.1',
   REDIS_URL: s.redisUrl,
   PINCER_CONFIG_DIR: s.configDir,
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
@@ -310,11 +312,23 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * The pid of a process this stack started, if it still runs. The pid file also records the process's
+ * command line: after a reboot the pid may belong to something else, which must never be signalled.
+ */
 function running(s: StackSettings, name: string): number | undefined {
   const f = pidFile(s, name);
   if (!existsSync(f)) return undefined;
-  const pid = Number(readFileSync(f, 'utf8'));
-  return pid && alive(pid) ? pid : undefined;
+  const [pidLine, ...cmd] = readFileSync(f, 'utf8').split('\n');
+  const pid = Number(pidLine);
+  if (!pid || !alive(pid)) return undefined;
+  try {
+    const actual = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+    // nginx retitles itself ("nginx: master process <its command>"): contained, not equal
+    return actual.includes(cmd.join('\n').trim()) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function launch(
@@ -334,7 +348,7 @@ function launch(
     detached: true,
   });
   closeSync(out);
-  writeFileSync(pidFile(s, name), String(child.pid));
+  writeFileSync(pidFile(s, name), `${child.pid}\n${[cmd, ...args].join(' ')}\n`);
   child.unref();
   return child;
 }

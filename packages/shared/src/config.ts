@@ -255,6 +255,10 @@ export function commonEnv(defaultPort: number) {
       .string()
       .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
       .default('redis://127.0.0.1:6379'),
+    /** Address to listen on: every interface in a container; 127.0.0.1 for a process on a shared host. */
+    HOST: z
+      .union([z.ipv4(), z.ipv6(), z.literal('localhost')], { error: 'must be an IP address' })
+      .default('0.0.0.0'),
     PINCER_CONFIG_DIR: z.string().default('./config'),
     LOG_LEVEL: z.enum(LOG_LEVELS as [string, ...string[]]).default('info'),
     LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),

@@ -157,6 +157,7 @@ export type CoreSettings = z.output<typeof ConfigFile>;
 
 export interface CoreConfig {
   port: number;
+  host: string;
   databaseUrl: string;
   redisUrl: string;
   redisPrefix: string;
@@ -262,6 +263,7 @@ export function loadConfig(env: Env = process.env): CoreConfig {
   );
   return deepFreeze({
     port: e.PORT,
+    host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
     redisPrefix: main.system.redis_prefix ?? DEFAULT_REDIS_PREFIX,

@@ -100,7 +100,7 @@ export async function startCore(
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? config.port, opts.host ?? '0.0.0.0', () => resolve());
+    server.listen(opts.port ?? config.port, opts.host ?? config.host, () => resolve());
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   log.info('core listening', {

@@ -203,6 +203,7 @@ export interface ApiKey {
 
 export interface ProxyConfig {
   port: number;
+  host: string;
   redisUrl: string;
   redisPrefix: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
@@ -294,6 +295,7 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
 
   return deepFreeze({
     port: e.PORT,
+    host: e.HOST,
     redisUrl: e.REDIS_URL,
     redisPrefix: main.system?.redis_prefix ?? DEFAULT_REDIS_PREFIX,
     logLevel: e.LOG_LEVEL as ProxyConfig['logLevel'],

@@ -103,7 +103,7 @@ export async function startProxy(
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? config.port, opts.host ?? '0.0.0.0', () => resolve());
+    server.listen(opts.port ?? config.port, opts.host ?? config.host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${addr.port}`;
