@@ -148,6 +148,20 @@ describe('the local stack: one command, every service as a process behind nginx,
       assert.equal((await curl(`${https}${p}`)).status, 404, p);
     const plain = await curl(`http://127.0.0.1:${port(LOCAL_PORTS.nginxHttp)}/api/v1/keys`);
     assert.equal(plain.status, 301);
+    // nginx's request id reaches core (logs correlate), and core answers with it
+    const traced = await run('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-D',
+      '-',
+      '--cacert',
+      cacert,
+      '-H',
+      `authorization: Bearer ${secrets.PINCER_ADMIN_TOKEN}`,
+      `${https}/api/v1/keys`,
+    ]);
+    assert.match(traced.stdout, /x-request-id: [0-9a-f]{32}\r?$/im);
     const headers = await run('curl', ['-sSI', '--cacert', cacert, `${https}/healthz`]);
     assert.match(headers.stdout, /strict-transport-security/i);
     assert.match(headers.stdout, /x-content-type-options: nosniff/i);
