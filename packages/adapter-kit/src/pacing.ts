@@ -27,6 +27,17 @@ export class Bucket {
     return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) / this.ratePerMs);
   }
 
+  /**
+   * Takes a token now and says how long to wait until it is due (0 = now). The balance may go
+   * negative, so callers are served in the order they asked — no thundering herd of waiters
+   * re-checking the same bucket, where the unlucky ones wait far longer than their turn.
+   */
+  reserve(now = Date.now()): number {
+    this.refill(now);
+    this.tokens -= 1;
+    return this.tokens >= 0 ? 0 : Math.ceil(-this.tokens / this.ratePerMs);
+  }
+
   /** Takes a token (the balance may go negative: later callers wait longer). */
   take(now = Date.now()): void {
     this.refill(now);

@@ -130,12 +130,14 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
   constructor(d: FeishuPresenter['d']) {
     this.d = d;
     const l = d.settings.limits;
-    this.chats = new KeyedBuckets(
-      () => new Bucket(l.per_chat_per_sec, 1000, Math.max(1, Math.floor(l.per_chat_per_sec))),
-    );
-    this.apis = new KeyedBuckets(
-      () => new Bucket(l.per_api_per_sec, 1000, Math.max(1, Math.floor(l.per_api_per_sec / 5))),
-    );
+    // Feishu counts requests in sliding one-second windows; a bucket of rate r and burst b admits up
+    // to b + r in any second, so the two add up to the limit (and not to twice it)
+    const within = (perSec: number) => {
+      const burst = Math.max(1, Math.floor(perSec * 0.1));
+      return () => new Bucket(Math.max(0.1, perSec - burst), 1000, burst);
+    };
+    this.chats = new KeyedBuckets(within(l.per_chat_per_sec));
+    this.apis = new KeyedBuckets(within(l.per_api_per_sec));
   }
 
   private interval(mode: ReplyMode): number {
@@ -156,14 +158,10 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
   private async pace(api: string, chatId?: string): Promise<void> {
     const a = this.apis.get(api);
     const c = chatId ? this.chats.get(chatId) : undefined;
-    for (;;) {
-      const now = Date.now();
-      const wait = Math.max(a.delay(now), c?.delay(now) ?? 0);
-      if (wait <= 0) break;
-      await sleep(wait);
-    }
-    a.take();
-    c?.take();
+    // slots are reserved in order of asking: fair under load
+    const now = Date.now();
+    const wait = Math.max(a.reserve(now), c?.reserve(now) ?? 0);
+    if (wait > 0) await sleep(wait);
   }
 
   /** Keeps two operations on one card at least card_interval_ms apart (Feishu: 10/s per card). */

@@ -87,17 +87,12 @@ export class TelegramPresenter implements Presenter<TgReplyState> {
     return wait;
   }
 
-  /** Waits for a slot in the global and the chat's bucket, then takes it. */
+  /** Reserves a slot in the global and the chat's bucket and waits until it is due. */
   private async pace(chatId: string, group: boolean): Promise<void> {
-    const chat = this.bucket(chatId, group);
-    for (;;) {
-      const now = Date.now();
-      const wait = Math.max(this.global.delay(now), chat.delay(now));
-      if (wait <= 0) break;
-      await sleep(wait);
-    }
-    this.global.take();
-    chat.take();
+    // slots are reserved in order of asking: fair under load
+    const now = Date.now();
+    const wait = Math.max(this.global.reserve(now), this.bucket(chatId, group).reserve(now));
+    if (wait > 0) await sleep(wait);
   }
 
   async show(
