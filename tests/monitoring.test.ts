@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import {
   accessSync,
   constants,
+  existsSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -209,6 +210,39 @@ describe('monitoring: Prometheus config, rules and Grafana dashboards', () => {
 
   it('the rules pass promtool check rules', async () => {
     await assertPromtoolOk('check', 'rules', 'prometheus/rules/pincer.yml');
+  });
+
+  it('Alertmanager: its config is valid, Prometheus sends to it, and every severity is routed', async () => {
+    const amtool = [
+      '/usr/bin/amtool',
+      ...(process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'amtool')),
+    ].find((f) => existsSync(f));
+    assert.ok(amtool, 'amtool not found: install it with `apt-get install -y prometheus-alertmanager`');
+    const run = (...args: string[]) =>
+      new Promise<string>((resolve, reject) =>
+        execFile(amtool, args, { cwd: root }, (err, stdout, stderr) =>
+          err
+            ? reject(new Error(`amtool ${args.join(' ')}: ${stdout}${stderr}`))
+            : resolve(`${stdout}${stderr}`),
+        ),
+      );
+    await run('check-config', 'alertmanager/alertmanager.yml');
+    const prom = parse(readFileSync(path.join(root, 'prometheus/prometheus.yml'), 'utf8'));
+    assert.deepEqual(prom.alerting.alertmanagers[0].static_configs[0].targets, ['alertmanager:9093']);
+    const rules = parse(readFileSync(path.join(root, 'prometheus/rules/pincer.yml'), 'utf8'));
+    const severities = new Set<string>();
+    for (const g of rules.groups) for (const r of g.rules) if (r.alert) severities.add(r.labels.severity);
+    for (const s of severities) {
+      const out = await run(
+        'config',
+        'routes',
+        'test',
+        '--config.file=alertmanager/alertmanager.yml',
+        `severity=${s}`,
+        'alertname=X',
+      );
+      assert.match(out, /default/, `severity=${s} reaches a receiver`);
+    }
   });
 
   it('the rule unit tests pass (promtool test rules)', async () => {

@@ -93,6 +93,7 @@ apt_install_quiet() {
 ensure_ops_tools() {
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install_quiet nginx
   command -v promtool >/dev/null 2>&1 || apt_install_quiet prometheus
+  command -v amtool >/dev/null 2>&1 || apt_install_quiet prometheus-alertmanager
   command -v openssl >/dev/null 2>&1 || apt_install_quiet openssl
   command -v curl >/dev/null 2>&1 || apt_install_quiet curl
   # busybox's httpd serves the backup job's metrics, as in the backup container
