@@ -113,6 +113,20 @@ for (const mode of ['ws', 'webhook'] as const) {
       assert.ok(answer.text.includes('Mock reply: what is 2+2? cc @Dan'), answer.text);
       assert.ok(!answer.text.includes('@_user'), 'mention placeholders resolved');
       assert.equal(t.emu.chat(gid).botMessages.length, 1, 'nothing else answered');
+
+      // a reply to the bot's answer is addressed to it, without a mention; a reply to a person is not
+      const human = t.emu.userSend({ chat, sender, text: 'a remark between people' });
+      t.emu.userSend({ chat, sender, text: 'replying to a person', parent_id: human.message_id });
+      const followUp = t.emu.userSend({ chat, sender, text: 'and 3+3?', parent_id: answer.message_id });
+      await t.emu.waitFor(
+        () =>
+          t.emu
+            .chat(gid)
+            .botMessages.find((m) => m.parent_id === followUp.message_id && m.card && !m.card.streaming_mode),
+        15_000,
+        'the reply to the bot answered',
+      );
+      assert.equal(t.emu.chat(gid).botMessages.length, 2, 'the reply to a person was not answered');
     });
 
     it('a message in a topic is answered in that topic', async () => {

@@ -50,6 +50,15 @@ export class Ledger {
     if (keys.length) await this.redis.del(...keys.map((k) => `${this.p}:seen:${k.name}:${k.id}`));
   }
 
+  /** Remembers a message the bot sent, so a user's reply to it counts as addressed to the bot. */
+  async markOwn(messageId: string): Promise<void> {
+    await this.redis.set(`${this.p}:own:${messageId}`, '1', 'EX', 30 * 24 * 3600);
+  }
+
+  async isOwn(messageId: string): Promise<boolean> {
+    return (await this.redis.exists(`${this.p}:own:${messageId}`)) === 1;
+  }
+
   private reactionKey(messageId: string) {
     return `${this.p}:typing:${messageId}`;
   }

@@ -62,6 +62,10 @@ export async function acceptEvent(d: IntakeDeps, type: EventType, e: FeishuEvent
     return;
   }
   const m = n.message;
+  // a reply to one of the bot's messages is addressed to it (Feishu names the parent, not its author)
+  const parent = type === 'im.message.receive_v1' ? (e as FsMessageEvent).message?.parent_id : undefined;
+  if (parent && m.chat.type === 'group' && !m.addressed.mention && (await d.ledger.isOwn(parent)))
+    m.addressed = { ...m.addressed, reply_to_bot: true };
   const keys: Array<{ name: 'event_id' | 'message_id'; id: string }> = [];
   if (e.event_id) keys.push({ name: 'event_id', id: e.event_id });
   if (m.event === 'message') keys.push({ name: 'message_id', id: m.message_id });

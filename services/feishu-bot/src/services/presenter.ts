@@ -255,7 +255,7 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
     const replyTo = repliesTo(target);
     const send = async (msgType: 'interactive' | 'post', content: string, tag: string) => {
       await this.pace(replyTo ? 'message.reply' : 'message.create', target.chat.id);
-      return api.send({
+      const id = await api.send({
         chatId: target.chat.id,
         ...(replyTo ? { replyTo } : {}),
         inThread: !!target.chat.thread_id,
@@ -263,6 +263,9 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
         content,
         uuid: uuidFor(target.reply_id, i, tag),
       });
+      // a user replying to this message addresses the bot
+      await this.d.ledger.markOwn(id).catch(() => {});
+      return id;
     };
     try {
       if (kind === 'cardkit') {
