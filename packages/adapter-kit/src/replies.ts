@@ -219,13 +219,14 @@ export class ReplyRunner<S> {
         else w.resolve();
       }
     };
-    const d0 = p.desired;
+    // what this step tries to show (the latest text once pacing allows)
+    let attempted = p.desired;
     try {
       // pacing first, on what was shown; the state itself is read again under the lock
       const before = await this.load(p.target.reply_id);
-      const wait = presenter.delayBefore?.(p.target, d0, before?.state) ?? 0;
+      const wait = presenter.delayBefore?.(p.target, attempted, before?.state) ?? 0;
       if (wait > 0) await this.pause(wait);
-      const d = p.desired;
+      const d = (attempted = p.desired);
       const outcome = await this.withLock(p.target.reply_id, async () => {
         const cur = await this.load(p.target.reply_id);
         if (cur?.finished) return 'finished';
@@ -275,9 +276,10 @@ export class ReplyRunner<S> {
         request_id: p.target.request_id,
         error: e.message,
       });
-      // a failed update is superseded by the next one; a failed finish fails its job, which BullMQ
-      // retries with backoff (so a broken Redis or state never spins here)
-      if (d.final || p.desired === d0) settle(d.final ? e : undefined);
+      // a failed finish fails its job, which BullMQ retries with backoff (so a broken Redis or state
+      // never spins here); a failed update is dropped, or superseded by what arrived meanwhile
+      if (attempted.final) settle(e);
+      else if (p.desired === attempted) settle();
       else await this.pause(200);
     }
   }
