@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Logger, OutboundAction } from '@pincer/shared';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 /** Where a reply goes and what it answers (from the outbound action). */
@@ -51,6 +51,15 @@ export class RetryAfter extends Error {
 /** The reply cannot be shown any more (the user blocked the bot, the message was deleted): stop it. */
 export class ReplyGone extends Error {}
 
+/** A finish that must wait long is handed back to the queue (delayed) instead of holding a worker slot. */
+class Parked extends Error {
+  readonly ms: number;
+  constructor(ms: number) {
+    super(`parked for ${ms} ms`);
+    this.ms = ms;
+  }
+}
+
 interface Stored<S> {
   seq: number;
   finished: boolean;
@@ -81,8 +90,8 @@ export interface ReplyRunnerOptions<S> {
   concurrency?: number;
   /** How long a finished reply's state is kept (a repeated finish within it changes nothing). */
   stateTtlSec?: number;
-  /** Give up retrying a finish that keeps answering RetryAfter after this long (ms); the job then fails and BullMQ retries it. */
-  maxFinishWaitMs?: number;
+  /** A finish told to wait at least this long (ms) goes back to the queue as a delayed job meanwhile. */
+  parkAfterMs?: number;
   onError?: (target: ReplyTarget, err: Error, final: boolean) => void;
 }
 
@@ -106,11 +115,11 @@ export class ReplyRunner<S> {
   private closing = false;
 
   constructor(opts: ReplyRunnerOptions<S>) {
-    this.o = { concurrency: 64, stateTtlSec: 7 * 24 * 3600, maxFinishWaitMs: 10 * 60_000, ...opts };
+    this.o = { concurrency: 64, stateTtlSec: 7 * 24 * 3600, parkAfterMs: 5000, ...opts };
   }
 
   start(): void {
-    this.worker = new Worker(this.o.queue, (job) => this.handle(job), {
+    this.worker = new Worker(this.o.queue, (job, token) => this.handle(job, token), {
       connection: this.o.connection,
       prefix: this.o.prefix,
       concurrency: this.o.concurrency,
@@ -144,7 +153,7 @@ export class ReplyRunner<S> {
   }
 
   /** One outbound job. Exported for tests through the queue only. */
-  private async handle(job: Job): Promise<void> {
+  private async handle(job: Job, token: string | undefined): Promise<void> {
     const parsed = OutboundAction.safeParse(job.data);
     if (!parsed.success) {
       this.o.log.error('outbound action refused: malformed', { job_id: job.id, error: parsed.error.message });
@@ -187,7 +196,14 @@ export class ReplyRunner<S> {
       ? new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject }))
       : undefined;
     if (!lane.running) void this.run(a.chat.id, lane);
-    await done;
+    try {
+      await done;
+    } catch (err) {
+      if (!(err instanceof Parked) || !token) throw err;
+      // a long flood wait (or shutdown): back to the queue until then, freeing this worker slot
+      await job.moveToDelayed(Date.now() + err.ms, token);
+      throw new DelayedError();
+    }
   }
 
   private async run(chatId: string, lane: Lane): Promise<void> {
@@ -247,8 +263,8 @@ export class ReplyRunner<S> {
       const e = err as Error;
       const d = p.desired;
       if (err instanceof RetryAfter) {
-        if (d.final && (this.closing || Date.now() - this.startedOf(p) > this.o.maxFinishWaitMs)) {
-          settle(e); // the finish job fails and BullMQ retries it later (in this or another process)
+        if (d.final && (this.closing || err.ms >= this.o.parkAfterMs)) {
+          settle(new Parked(err.ms)); // its job waits delayed in the queue, not in a worker slot
           return;
         }
         this.o.log.info('reply paused', {
@@ -299,13 +315,6 @@ export class ReplyRunner<S> {
   }
 
   private readonly wakers = new Set<() => void>();
-
-  private readonly started = new WeakMap<Pending, number>();
-  private startedOf(p: Pending): number {
-    let t = this.started.get(p);
-    if (t === undefined) this.started.set(p, (t = Date.now()));
-    return t;
-  }
 
   private async load(replyId: string): Promise<Stored<S> | undefined> {
     const raw = await this.o.connection.get(this.key(replyId));

@@ -319,3 +319,42 @@ test('two adapter processes on one queue: each reply is created once and ends wi
   await Promise.all(runners.map((r) => r.close()));
   await q.close();
 });
+
+test('a finish told to wait long goes back to the queue (delayed) instead of holding a worker slot', async () => {
+  const queueName = 'outbound-park';
+  const p3 = new FakePresenter();
+  const r3 = new ReplyRunner({
+    connection: redis,
+    prefix,
+    queue: queueName,
+    platform: 'park',
+    presenter: p3,
+    log,
+    parkAfterMs: 100,
+  });
+  r3.start();
+  const q = new Queue(queueName, { connection: redis, prefix });
+  const reply = `park-${n++}`;
+  p3.plan.push(async () => {
+    throw new RetryAfter(400, 'flood: retry after 0.4 s');
+  });
+  const job = await q.add('finish', action(reply, 'finish', 3, 'after parking', `chat-${n}`), {
+    jobId: `${reply}#3`,
+  });
+  await waitFor(() => p3.plan.length === 0);
+  let sawDelayed = false;
+  await waitFor(() => {
+    void q.getJobState(job.id!).then((s) => {
+      if (s === 'delayed') sawDelayed = true;
+    });
+    return sawDelayed;
+  }, 2000);
+  assert.equal(r3.active, 0, 'nothing held in this process while parked');
+  await waitFor(() => p3.shown.some((s) => s.reply === reply), 5000);
+  assert.deepEqual(
+    p3.shown.filter((s) => s.reply === reply).map((s) => s.text),
+    ['after parking'],
+  );
+  await r3.close();
+  await q.close();
+});
