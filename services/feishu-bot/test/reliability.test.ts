@@ -194,6 +194,41 @@ describe('Feishu: nothing lost, nothing repeated', () => {
     }
   });
 
+  it('a streaming card that stops taking updates: the finished answer continues as a new card', async () => {
+    const t = await startFeishuStack();
+    try {
+      const uid = newUser();
+      t.stack.mock.script({
+        match: { contains: 'card breaks' },
+        times: 1,
+        reply: { content: LONG, tokenRate: 60 },
+      });
+      const s = t.emu.userSend({ chat: { type: 'p2p' }, sender: { open_id: uid }, text: 'card breaks' });
+      await t.emu.waitFor(
+        () => t.emu.chat(s.chat_id).botMessages.find((m) => m.parent_id === s.message_id && m.card),
+        15_000,
+        'the streaming card',
+      );
+      // from now on CardKit refuses every element update of this card
+      t.emu.inject({ kind: 'card_failed', api: 'card.element.content', times: 1000 });
+      const rescued = await t.emu.waitFor(
+        () =>
+          t.emu
+            .chat(s.chat_id)
+            .botMessages.find(
+              (m) => m.parent_id === s.message_id && !m.card && m.text.includes('Sentence number 39'),
+            ),
+        20_000,
+        'the answer as a PATCHed card',
+      );
+      t.emu.clearFaults();
+      assert.equal(rescued.msg_type, 'interactive');
+      assert.doesNotMatch(rescued.text, /could not be shown/);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('an answer to a message recalled meanwhile is stopped, not sent', async () => {
     const t = await startFeishuStack();
     try {

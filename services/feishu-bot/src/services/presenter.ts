@@ -238,7 +238,24 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
           await this.update(target, i, st.parts[i]!, want, true);
         continue;
       }
-      await this.update(target, i, part, want, complete);
+      try {
+        await this.update(target, i, part, want, complete);
+      } catch (err) {
+        if (!complete || part.kind === 'post' || !refused(err, part.kind)) throw err;
+        // the message can no longer take this text (say, an element over its size): the rest of the
+        // answer goes out the next way, as new messages; what was shown stays as it is
+        const to: ReplyMode = part.kind === 'cardkit' ? 'card' : 'post';
+        this.d.log.warn(`reply continues as ${to === 'card' ? 'a PATCHed card' : 'a post'}`, {
+          reply_id: target.reply_id,
+          code: err.code,
+          error: err.message,
+        });
+        this.d.metrics.fallbacks.inc({ to });
+        st.mode = to;
+        st.parts.splice(i);
+        await ctx.save(st);
+        throw new Fallback();
+      }
     }
   }
 
