@@ -6,40 +6,16 @@
  *
  *   npm run bench:core        BENCH_QUICK=1 for a short run
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inboundJobId, type InboundMessageInput, type OutboundAction, QueueName } from '@pincer/shared';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { stringify } from 'yaml';
+import { fmt, pct, REDIS_URL, root, startBackend } from './lib.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
 const quick = process.env.BENCH_QUICK === '1';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const ADMIN_DB = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const KEY = 'bench-core-proxy-key-0123456789';
-
-function start(args: string[], env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--max-semi-space-size=8', ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-}
-
-async function waitHttp(url: string, proc: ChildProcess, what: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (proc.exitCode !== null) throw new Error(`${what} exited with ${proc.exitCode}`);
-    if ((await fetch(url).catch(() => undefined))?.ok) return;
-    await sleep(50);
-  }
-  throw new Error(`${what} did not come up`);
-}
 
 /** CPU ms used so far by the processes whose command name matches (all Postgres backends, say). */
 function cpuMsOf(match: (comm: string, pid: number) => boolean): number {
@@ -61,79 +37,11 @@ function cpuMsOf(match: (comm: string, pid: number) => boolean): number {
 
 const rssMB = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-const pct = (a: number[], p: number) => a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))]!;
-const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 
 async function main() {
-  const port = 21000 + Math.floor(Math.random() * 20000);
-  const mock = start(
-    ['packages/mock-inference/dist/main.js', '--port', String(port), '--flavor', 'vllm'],
-    {},
-  );
-  await waitHttp(`http://127.0.0.1:${port}/health`, mock, 'mock');
-
-  const proxyDir = mkdtempSync(path.join(tmpdir(), 'pincer-bench-proxy-'));
-  writeFileSync(
-    path.join(proxyDir, 'models.yml'),
-    stringify({
-      providers: {
-        p: {
-          type: 'openai',
-          nodes: [{ url: `http://127.0.0.1:${port}/v1`, max_concurrency: 256 }],
-          queue: { size: 4096 },
-        },
-      },
-      models: { m: { provider: 'p', model_id: 'bench', context_window: 8192, max_tokens: 256 } },
-      routing: { default_model: 'm' },
-    }),
-  );
-  const proxy = start(['services/llm-proxy/dist/main.js'], {
-    PORT: String(port + 1),
-    PINCER_CONFIG_DIR: proxyDir,
-    LLM_PROXY_API_KEY: KEY,
-    LOG_LEVEL: 'warn',
-  });
-  await waitHttp(`http://127.0.0.1:${port + 1}/readyz`, proxy, 'llm-proxy');
-
-  const dbName = `pincer_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_DB });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const u = new URL(ADMIN_DB);
-  u.pathname = `/${dbName}`;
-  const dbUrl = u.toString();
-  const prefix = `pincer-bench-${randomBytes(4).toString('hex')}`;
-  const coreDir = mkdtempSync(path.join(tmpdir(), 'pincer-bench-core-'));
-  writeFileSync(
-    path.join(coreDir, 'config.yaml'),
-    stringify({
-      system: { redis_prefix: prefix, max_concurrency: 16 },
-      access: { telegram: { direct: 'open' } },
-      security: { rate_limit: '100000/min' },
-    }),
-  );
-  writeFileSync(path.join(coreDir, 'routing.yaml'), readFileSync(path.join(root, 'config/routing.yaml')));
-  const env = {
-    DATABASE_URL: dbUrl,
-    REDIS_URL,
-    PINCER_CONFIG_DIR: coreDir,
-    LLM_PROXY_URL: `http://127.0.0.1:${port + 1}/v1`,
-    LLM_PROXY_API_KEY: KEY,
-    LOG_LEVEL: 'warn',
-    PORT: String(port + 2),
-  };
-  const mig = spawn(process.execPath, ['services/core/dist/cli/migrate.js'], {
-    cwd: root,
-    env: { PATH: process.env.PATH, DATABASE_URL: dbUrl },
-    stdio: 'ignore',
-  });
-  await new Promise((r) => mig.on('exit', r));
   // BENCH_CORE_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles core during the run
-  const core = start(
-    [...(process.env.BENCH_CORE_NODE_ARGS?.split(' ').filter(Boolean) ?? []), 'services/core/dist/main.js'],
-    env,
-  );
-  await waitHttp(`http://127.0.0.1:${port + 2}/healthz`, core, 'core');
+  const stack = await startBackend({}, process.env.BENCH_CORE_NODE_ARGS?.split(' ').filter(Boolean) ?? []);
+  const { port, prefix, core, proxy, mock, dbUrl, proxyKey } = stack;
   const idleRss = rssMB(core.pid!);
 
   const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
@@ -258,7 +166,7 @@ async function main() {
     const t = performance.now();
     const r = await fetch(`http://127.0.0.1:${port + 1}/v1/chat/completions`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${proxyKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({
         model: 'm',
         stream: true,
@@ -352,15 +260,8 @@ async function main() {
 
   await adapter.close();
   await inbound.close();
-  core.kill('SIGTERM');
-  proxy.kill('SIGTERM');
-  mock.kill('SIGTERM');
-  await sleep(1500);
-  const keys = await connection.keys(`${prefix}:*`);
-  for (let i = 0; i < keys.length; i += 500) await connection.del(...keys.slice(i, i + 500));
   await connection.quit();
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin.end();
+  await stack.close();
 }
 
 main().catch((err) => {

@@ -1,0 +1,150 @@
+/**
+ * What the end-to-end benchmarks share: mock model, llm-proxy and core started as separate processes
+ * from dist/ (as the images run them), on a fresh database and a private Redis prefix.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { stringify } from 'yaml';
+
+export const root = path.resolve(import.meta.dirname, '..');
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const ADMIN_DB = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const KEY = 'bench-proxy-key-0123456789abcdef';
+
+export function start(args: string[], env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--max-semi-space-size=8', ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+export async function waitHttp(url: string, proc: ChildProcess, what: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (proc.exitCode !== null) throw new Error(`${what} exited with ${proc.exitCode}`);
+    if ((await fetch(url).catch(() => undefined))?.ok) return;
+    await sleep(50);
+  }
+  throw new Error(`${what} did not come up`);
+}
+
+export const pct = (a: number[], p: number) => a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))]!;
+export const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+
+export interface BackendStack {
+  /** Base of the ports: mock = port, llm-proxy = port + 1, core = port + 2; port + 3 and up are free. */
+  port: number;
+  prefix: string;
+  /** config.yaml and routing.yaml of this run (for other services to read too). */
+  configDir: string;
+  dbUrl: string;
+  /** The key llm-proxy accepts (for calls straight to it). */
+  proxyKey: string;
+  mock: ChildProcess;
+  proxy: ChildProcess;
+  core: ChildProcess;
+  /** Stops every process, deletes the Redis keys and drops the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * mock (zero delay) → llm-proxy → core, with `config` merged into config.yaml (users open on
+ * Telegram, rate limits out of the way); `coreArgs` are extra Node flags for core (profiling).
+ */
+export async function startBackend(
+  config: Record<string, unknown> = {},
+  coreArgs: string[] = [],
+): Promise<BackendStack> {
+  const port = 21000 + Math.floor(Math.random() * 20000);
+  const mock = start(
+    ['packages/mock-inference/dist/main.js', '--port', String(port), '--flavor', 'vllm'],
+    {},
+  );
+  await waitHttp(`http://127.0.0.1:${port}/health`, mock, 'mock');
+
+  const proxyDir = mkdtempSync(path.join(tmpdir(), 'pincer-bench-proxy-'));
+  writeFileSync(
+    path.join(proxyDir, 'models.yml'),
+    stringify({
+      providers: {
+        p: {
+          type: 'openai',
+          nodes: [{ url: `http://127.0.0.1:${port}/v1`, max_concurrency: 256 }],
+          queue: { size: 4096 },
+        },
+      },
+      models: { m: { provider: 'p', model_id: 'bench', context_window: 8192, max_tokens: 256 } },
+      routing: { default_model: 'm' },
+    }),
+  );
+  const proxy = start(['services/llm-proxy/dist/main.js'], {
+    PORT: String(port + 1),
+    PINCER_CONFIG_DIR: proxyDir,
+    LLM_PROXY_API_KEY: KEY,
+    LOG_LEVEL: 'warn',
+  });
+  await waitHttp(`http://127.0.0.1:${port + 1}/readyz`, proxy, 'llm-proxy');
+
+  const dbName = `pincer_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: ADMIN_DB });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const u = new URL(ADMIN_DB);
+  u.pathname = `/${dbName}`;
+  const dbUrl = u.toString();
+  const prefix = `pincer-bench-${randomBytes(4).toString('hex')}`;
+  const configDir = mkdtempSync(path.join(tmpdir(), 'pincer-bench-core-'));
+  writeFileSync(
+    path.join(configDir, 'config.yaml'),
+    stringify({
+      system: { redis_prefix: prefix, max_concurrency: 16 },
+      access: { telegram: { direct: 'open' } },
+      security: { rate_limit: '100000/min' },
+      ...config,
+    }),
+  );
+  writeFileSync(path.join(configDir, 'routing.yaml'), readFileSync(path.join(root, 'config/routing.yaml')));
+  const mig = spawn(process.execPath, ['services/core/dist/cli/migrate.js'], {
+    cwd: root,
+    env: { PATH: process.env.PATH, DATABASE_URL: dbUrl },
+    stdio: 'ignore',
+  });
+  await new Promise((r) => mig.on('exit', r));
+  const core = start([...coreArgs, 'services/core/dist/main.js'], {
+    DATABASE_URL: dbUrl,
+    REDIS_URL,
+    PINCER_CONFIG_DIR: configDir,
+    LLM_PROXY_URL: `http://127.0.0.1:${port + 1}/v1`,
+    LLM_PROXY_API_KEY: KEY,
+    LOG_LEVEL: 'warn',
+    PORT: String(port + 2),
+  });
+  await waitHttp(`http://127.0.0.1:${port + 2}/healthz`, core, 'core');
+
+  return {
+    port,
+    prefix,
+    configDir,
+    dbUrl,
+    proxyKey: KEY,
+    mock,
+    proxy,
+    core,
+    async close() {
+      for (const p of [core, proxy, mock]) p.kill('SIGTERM');
+      await sleep(1500);
+      const redis = new Redis(REDIS_URL);
+      const keys = await redis.keys(`${prefix}:*`);
+      for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+      await redis.quit();
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
