@@ -29,7 +29,7 @@ describe('logger', () => {
       apiKey: 'k-123',
       headers: { authorization: 'Bearer xyz12345678', accept: 'json' },
       text: 'my private message',
-      telegram: 'bot 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw9 failed',
+      telegram: 'bot 123456789:AAfake-redaction-test-0000000000000 failed',
       count: 3,
     });
     const line = JSON.parse(lines[0]!);
