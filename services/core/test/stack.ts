@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -54,6 +55,43 @@ export interface Stack {
 }
 
 let seq = 1000;
+
+/** Sends a logger's lines into the returned array instead of the console (tests read what was logged). */
+export function captureLogs(log: winston.Logger): string[] {
+  const lines: string[] = [];
+  log.clear();
+  log.add(
+    new winston.transports.Stream({
+      stream: new Writable({ write: (c, _e, cb) => void (lines.push(String(c)), cb()) }),
+    }),
+  );
+  return lines;
+}
+
+/** A free TCP port on loopback (for a service whose own URL must be known before it starts). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** models.yml for a stack whose model may answer at length (chunking and rollover tests). */
+export const bigModels = (mockUrl: string) => ({
+  providers: {
+    p: {
+      type: 'openai',
+      nodes: [{ url: `${mockUrl}/v1`, max_concurrency: 512 }],
+      retries: { attempts: 0, backoff_ms: 1 },
+    },
+  },
+  models: { small: { provider: 'p', model_id: 'small-model', context_window: 65536, max_tokens: 16384 } },
+  routing: { default_model: 'small' },
+});
 
 export interface StackOptions {
   mock?: MockOptions;
@@ -127,14 +165,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     PINCER_ADMIN_TOKEN: ADMIN_TOKEN,
     PINCER_CONFIG_DIR: configDir,
   };
-  const logs: string[] = [];
   const log = createLogger({ service: 'core', level: 'debug', secrets: [PROXY_KEY, ADMIN_TOKEN] });
-  log.clear();
-  log.add(
-    new winston.transports.Stream({
-      stream: new Writable({ write: (c, _e, cb) => void (logs.push(String(c)), cb()) }),
-    }),
-  );
+  const logs = captureLogs(log);
   let core = await startCore(loadConfig(env), log, { host: '127.0.0.1', port: 0, workers: opts.workers });
 
   const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });

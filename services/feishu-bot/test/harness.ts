@@ -1,17 +1,22 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { createLogger } from '@pincer/shared';
 import {
   type FeishuEmulator,
   type FeishuEmulatorOptions,
   startFeishuEmulator,
 } from '@pincer/feishu-emulator';
-import winston from 'winston';
 import { stringify } from 'yaml';
-import { REDIS_URL, type Stack, type StackOptions, startStack } from '../../core/test/stack.ts';
+import {
+  bigModels,
+  captureLogs,
+  freePort,
+  REDIS_URL,
+  type Stack,
+  type StackOptions,
+  startStack,
+} from '../../core/test/stack.ts';
 import { type BotHandle, startBot } from '../src/bot.ts';
 import { loadConfig } from '../src/config.ts';
 
@@ -36,30 +41,6 @@ export interface FeishuStackOptions {
   feishu?: Record<string, unknown>;
   stack?: StackOptions;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
-}
-
-/** A model whose answers may be long (rollover tests need more than a few hundred tokens). */
-export const bigModels = (mockUrl: string) => ({
-  providers: {
-    p: {
-      type: 'openai',
-      nodes: [{ url: `${mockUrl}/v1`, max_concurrency: 512 }],
-      retries: { attempts: 0, backoff_ms: 1 },
-    },
-  },
-  models: { small: { provider: 'p', model_id: 'small-model', context_window: 65536, max_tokens: 16384 } },
-  routing: { default_model: 'small' },
-});
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
 
 /** mock model → llm-proxy → core (own database and Redis prefix) → the real Feishu bot → the emulator. */
@@ -89,19 +70,13 @@ export async function startFeishuStack(o: FeishuStackOptions = {}): Promise<Feis
     PORT: String(port),
   };
   emu.setEventTarget(mode === 'webhook' ? { webhook: webhookUrl } : { ws: true });
-  const logs: string[] = [];
   const config = loadConfig(env);
   const log = createLogger({
     service: 'feishu-bot',
     level: o.logLevel ?? 'debug',
     secrets: [...config.secrets],
   });
-  log.clear();
-  log.add(
-    new winston.transports.Stream({
-      stream: new Writable({ write: (c, _e, cb) => void (logs.push(String(c)), cb()) }),
-    }),
-  );
+  const logs = captureLogs(log);
   const launch = async () => {
     const b = await startBot(config, log, { host: '127.0.0.1', port });
     await b.ready;

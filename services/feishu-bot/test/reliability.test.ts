@@ -7,7 +7,8 @@ import { createLogger } from '@pincer/shared';
 import { REDIS_URL } from '../../core/test/stack.ts';
 import { startBot } from '../src/bot.ts';
 import { loadConfig } from '../src/config.ts';
-import { type FeishuStack, freePort, newUser, startFeishuStack } from './harness.ts';
+import { freePort } from '../../core/test/stack.ts';
+import { type FeishuStack, newUser, startFeishuStack } from './harness.ts';
 
 const LONG = Array.from({ length: 40 }, (_, i) => `Sentence number ${i} of a long streamed answer.`).join(
   ' ',

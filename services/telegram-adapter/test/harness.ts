@@ -1,17 +1,22 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { createLogger } from '@pincer/shared';
 import {
   startTelegramEmulator,
   type TelegramEmulator,
   type TelegramEmulatorOptions,
 } from '@pincer/telegram-emulator';
-import winston from 'winston';
 import { stringify } from 'yaml';
-import { REDIS_URL, type Stack, type StackOptions, startStack } from '../../core/test/stack.ts';
+import {
+  bigModels,
+  captureLogs,
+  freePort,
+  REDIS_URL,
+  type Stack,
+  type StackOptions,
+  startStack,
+} from '../../core/test/stack.ts';
 import { type AdapterHandle, startAdapter } from '../src/adapter.ts';
 import { loadConfig } from '../src/config.ts';
 
@@ -34,30 +39,6 @@ export interface TelegramStackOptions {
   /** The `telegram:` section of config.yaml for the adapter. */
   telegram?: Record<string, unknown>;
   stack?: StackOptions;
-}
-
-/** A model whose answers may be long (chunking tests need more than a few hundred tokens). */
-export const bigModels = (mockUrl: string) => ({
-  providers: {
-    p: {
-      type: 'openai',
-      nodes: [{ url: `${mockUrl}/v1`, max_concurrency: 256 }],
-      retries: { attempts: 0, backoff_ms: 1 },
-    },
-  },
-  models: { small: { provider: 'p', model_id: 'small-model', context_window: 65536, max_tokens: 16384 } },
-  routing: { default_model: 'small' },
-});
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
 
 /** mock model → llm-proxy → core (own database and Redis prefix) → the real Telegram adapter → the emulator. */
@@ -94,15 +75,9 @@ export async function startTelegramStack(o: TelegramStackOptions = {}): Promise<
         }
       : {}),
   };
-  const logs: string[] = [];
   const config = loadConfig(env);
   const log = createLogger({ service: 'telegram-adapter', level: 'debug', secrets: [...config.secrets] });
-  log.clear();
-  log.add(
-    new winston.transports.Stream({
-      stream: new Writable({ write: (c, _e, cb) => void (logs.push(String(c)), cb()) }),
-    }),
-  );
+  const logs = captureLogs(log);
   const launch = async () => {
     const a = await startAdapter(config, log, { host: '127.0.0.1', port });
     await a.ready;
