@@ -1,4 +1,5 @@
 export { InboundPublisher } from './inbound.ts';
+export { plainInline } from './markdown.ts';
 export { Bucket, KeyedBuckets } from './pacing.ts';
 export { RecentMap } from './recent.ts';
 export {

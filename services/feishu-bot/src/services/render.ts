@@ -1,4 +1,5 @@
 import { alignTable, splitMarkdown } from '@pincer/shared';
+import { plainInline } from '@pincer/adapter-kit';
 import { getDefaults, Lexer, type Token, type Tokens } from 'marked';
 
 /*
@@ -353,34 +354,4 @@ function httpUrl(href: string): string | null {
   }
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') return null;
   return url.href.replace(/[()<> ]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
-function plainInline(tokens: Token[]): string {
-  let text = '';
-  for (const token of tokens) {
-    switch (token.type) {
-      case 'text':
-        text += (token as Tokens.Text).tokens ? plainInline((token as Tokens.Text).tokens!) : token.raw;
-        break;
-      case 'escape':
-      case 'codespan':
-        text += (token as Tokens.Escape | Tokens.Codespan).text;
-        break;
-      case 'image':
-        text += (token as Tokens.Image).text;
-        break;
-      case 'br':
-        text += ' ';
-        break;
-      case 'strong':
-      case 'em':
-      case 'del':
-      case 'link':
-        text += plainInline((token as Tokens.Strong).tokens);
-        break;
-      default:
-        text += 'raw' in token && typeof token.raw === 'string' ? token.raw : '';
-    }
-  }
-  return text;
 }

@@ -1,4 +1,5 @@
 import { splitMarkdown, alignTable } from '@pincer/shared';
+import { plainInline } from '@pincer/adapter-kit';
 import { getDefaults, Lexer, type Token, type Tokens } from 'marked';
 
 /**
@@ -204,8 +205,8 @@ function renderList(list: Tokens.List, ctx: BlockContext): Block[] {
 
 function tableText(table: Tokens.Table): string {
   return alignTable(
-    table.header.map((cell) => plainInline(cell.tokens)),
-    table.rows.map((row) => row.map((cell) => plainInline(cell.tokens))),
+    table.header.map((cell) => plainInline(cell.tokens, decodeEntities)),
+    table.rows.map((row) => row.map((cell) => plainInline(cell.tokens, decodeEntities))),
     table.align,
   );
 }
@@ -276,39 +277,6 @@ function renderInlineToken(token: Token, marks: Marks): string {
     default:
       return 'raw' in token && typeof token.raw === 'string' ? escapeText(token.raw) : '';
   }
-}
-
-/** Inline content as plain text (table cells live inside <pre>, where no markup is allowed). */
-function plainInline(tokens: Token[]): string {
-  let text = '';
-  for (const token of tokens) {
-    switch (token.type) {
-      case 'text':
-        text += (token as Tokens.Text).tokens
-          ? plainInline((token as Tokens.Text).tokens!)
-          : decodeEntities(token.raw);
-        break;
-      case 'escape':
-      case 'codespan':
-        text += (token as Tokens.Escape | Tokens.Codespan).text;
-        break;
-      case 'image':
-        text += (token as Tokens.Image).text;
-        break;
-      case 'br':
-        text += ' ';
-        break;
-      case 'strong':
-      case 'em':
-      case 'del':
-      case 'link':
-        text += plainInline((token as Tokens.Strong).tokens);
-        break;
-      default:
-        text += 'raw' in token && typeof token.raw === 'string' ? token.raw : '';
-    }
-  }
-  return text;
 }
 
 function bold(html: string): string {
