@@ -1,3 +1,5 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ConfigError } from './config.ts';
 import { createLogger, type Logger, type LogLevel } from './logger.ts';
 
@@ -54,4 +56,15 @@ export async function runService<C extends ServiceConfigBase>(
     log.error(`${name} failed to start`, { error: (err as Error).message });
     process.exit(1);
   }
+}
+
+/** Starts a server listening; resolves with the bound port (port 0 picks a free one), rejects if it cannot bind. */
+export function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
 }

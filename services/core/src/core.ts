@@ -1,6 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Logger } from '@pincer/shared';
+import { listen, type Logger } from '@pincer/shared';
 import type { CoreConfig } from './config.ts';
 import { createApp } from './http/app.ts';
 import { inboundHandler } from './jobs/inbound.ts';
@@ -98,13 +97,10 @@ export async function startCore(
     },
   });
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, app);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? config.port, opts.host ?? config.host, () => resolve());
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const boundPort = await listen(server, opts.port ?? config.port, opts.host ?? config.host);
+  const url = `http://127.0.0.1:${boundPort}`;
   log.info('core listening', {
-    port: (server.address() as AddressInfo).port,
+    port: boundPort,
     workers: opts.workers !== false,
     concurrency: config.maxConcurrency,
   });

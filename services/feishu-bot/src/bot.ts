@@ -1,7 +1,6 @@
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { InboundPublisher, ReplyRunner } from '@pincer/adapter-kit';
-import { type Logger, QueueName } from '@pincer/shared';
+import { listen, type Logger, QueueName } from '@pincer/shared';
 import { Redis } from 'ioredis';
 import type { FeishuConfig } from './config.ts';
 import { createApp } from './http/app.ts';
@@ -139,11 +138,7 @@ export async function startBot(
       : {}),
   });
   const server = createServer(app);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? config.port, opts.host ?? config.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listen(server, opts.port ?? config.port, opts.host ?? config.host);
   log.info('feishu-bot listening', { port, mode: config.mode, idle });
 
   /** Who the bot is (its open_id recognises mentions), then the long connection; retried until it works. */

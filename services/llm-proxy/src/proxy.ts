@@ -1,6 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Logger } from '@pincer/shared';
+import { listen, type Logger } from '@pincer/shared';
 import type { ProxyConfig } from './config.ts';
 import { createHandler } from './http/routes.ts';
 import { connectRateLimitStore, type RateLimitStore } from './repositories/rate-limits.ts';
@@ -101,14 +100,10 @@ export async function startProxy(
     { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 },
     handler,
   );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? config.port, opts.host ?? config.host, () => resolve());
-  });
-  const addr = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${addr.port}`;
+  const boundPort = await listen(server, opts.port ?? config.port, opts.host ?? config.host);
+  const url = `http://127.0.0.1:${boundPort}`;
   log.info('llm-proxy listening', {
-    port: addr.port,
+    port: boundPort,
     models: registry.models.size,
     providers: providers.size,
   });

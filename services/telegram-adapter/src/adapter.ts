@@ -1,7 +1,6 @@
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { InboundPublisher, ReplyRunner, TypingKeeper } from '@pincer/adapter-kit';
-import { type Logger, QueueName } from '@pincer/shared';
+import { listen, type Logger, QueueName } from '@pincer/shared';
 import { Redis } from 'ioredis';
 import type { TelegramConfig } from './config.ts';
 import { createApp } from './http/app.ts';
@@ -106,11 +105,7 @@ export async function startAdapter(
       : {}),
   });
   const server = createServer(app);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? config.port, opts.host ?? config.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listen(server, opts.port ?? config.port, opts.host ?? config.host);
   log.info('telegram-adapter listening', { port, mode: config.mode, idle: !config.token });
 
   /** Who the bot is, then the webhook or the poller; retried until it works (Telegram may be unreachable). */
