@@ -1,6 +1,10 @@
-// Deterministic embeddings: hashed word features, L2-normalised, so texts sharing words score higher.
+// Deterministic embeddings from hashed lexical features, L2-normalised, so texts sharing words score
+// higher. Like a real embedding model's tokenizer, the features see inside words: Latin words also
+// give their character trigrams (so "configure" and "configuring" are close), and runs of Chinese or
+// Japanese characters give character bigrams and single characters (a real model never reads
+// "知识库管理" as one opaque token). Still lexical, not semantic: synonyms do not meet.
 
-const WORD_RE = /[\p{L}\p{N}]+/gu;
+const TOKEN_RE = /([\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]+)|([\p{L}\p{N}]+)/gu;
 
 function fnv1a(s: string, seed: number): number {
   let h = 0x811c9dc5 ^ seed;
@@ -11,16 +15,30 @@ function fnv1a(s: string, seed: number): number {
   return h >>> 0;
 }
 
+function addFeature(v: Float32Array, feature: string, weight: number): void {
+  const dims = v.length;
+  // two hashed slots per feature reduce collisions in small dimensions
+  const h1 = fnv1a(feature, 0);
+  const h2 = fnv1a(feature, 0x9e3779b9);
+  v[h1 % dims]! += h1 & 0x80000000 ? -weight : weight;
+  v[h2 % dims]! += h2 & 0x80000000 ? -weight / 2 : weight / 2;
+}
+
 export function embedText(text: string, dims: number): Float32Array {
   const v = new Float32Array(dims);
-  const words = text.toLowerCase().match(WORD_RE);
-  if (words) {
-    for (const w of words) {
-      // Two hashed features per word reduce collisions in small dimensions.
-      const h1 = fnv1a(w, 0);
-      const h2 = fnv1a(w, 0x9e3779b9);
-      v[h1 % dims]! += h1 & 0x80000000 ? -1 : 1;
-      v[h2 % dims]! += h2 & 0x80000000 ? -0.5 : 0.5;
+  for (const m of text.toLowerCase().normalize('NFKC').matchAll(TOKEN_RE)) {
+    if (m[1] !== undefined) {
+      const chars = [...m[1]];
+      for (let i = 0; i < chars.length; i++) {
+        addFeature(v, `c:${chars[i]}`, 0.35);
+        if (i + 1 < chars.length) addFeature(v, `b:${chars[i]}${chars[i + 1]}`, 1);
+      }
+    } else {
+      const w = m[2]!;
+      addFeature(v, `w:${w}`, 1);
+      const padded = `<${w}>`;
+      if (w.length > 3)
+        for (let i = 0; i + 3 <= padded.length; i++) addFeature(v, `t:${padded.slice(i, i + 3)}`, 0.25);
     }
   }
   let norm = 0;
@@ -34,7 +52,6 @@ export function embedText(text: string, dims: number): Float32Array {
   for (let i = 0; i < dims; i++) v[i] = v[i]! / norm;
   return v;
 }
-
 /** Little-endian float32 base64, as OpenAI's encoding_format 'base64'. */
 export function float32ToBase64(v: Float32Array): string {
   const buf = Buffer.allocUnsafe(v.length * 4);
