@@ -22,3 +22,12 @@ export {
   type RetrievedChunk,
 } from './eval.ts';
 export { MemoryIndex, type Hit, type IndexedChunk } from './memory-index.ts';
+export { prepareDocument, type PrepareInput, type PreparedChunk, type PreparedDocument } from './prepare.ts';
+export {
+  cosine,
+  VectorScanIndex,
+  wasmSimdAvailable,
+  type ScanEngine,
+  type VectorMatch,
+  type VectorScanOptions,
+} from './vector-scan.ts';

@@ -8,6 +8,10 @@ export const QueueName = {
   OutboundFeishu: 'outbound-feishu',
   /** core's periodic jobs (audit retention, pairing expiry) */
   CoreMaintenance: 'core-maintenance',
+  /** knowledge-base ingestion: one job per document version (extract, chunk, embed, index) */
+  Knowledge: 'knowledge',
+  /** long-term memory: extracting durable facts about a user from their recent exchanges */
+  Memory: 'memory',
 } as const;
 export type QueueName = (typeof QueueName)[keyof typeof QueueName];
 

@@ -23,6 +23,10 @@ export const ACTIONS = [
   'choose_model',
   'stop',
   'process_with_llm',
+  'knowledge_base',
+  'remember',
+  'forget',
+  'memories',
 ] as const;
 export type ActionName = (typeof ACTIONS)[number];
 
@@ -98,6 +102,51 @@ const ConfigFile = z.looseObject({
   audit: z
     .strictObject({ include_content: z.boolean().default(false), retention_days: positiveInt.default(180) })
     .prefault({}),
+  knowledge: z
+    .strictObject({
+      /** Registry id of the embedding model (llm-proxy /v1/embeddings). */
+      embedding_model: z.string().min(1).default('nomic-embed-text'),
+      /** Chunk size and the overlap between neighbouring chunks (tokens, estimated). */
+      chunk_tokens: z.number().int().min(64).max(4000).default(350),
+      overlap_tokens: z.number().int().min(0).max(1000).default(60),
+      /** Chunks placed in the prompt for /kb and automatic retrieval. */
+      top_k: positiveInt.max(50).default(5),
+      /** Candidates each half (vector, full text) contributes before fusion. */
+      candidates: positiveInt.max(500).default(50),
+      /** Vector matches below this cosine similarity are ignored (0: any positive similarity counts). */
+      min_similarity: z.number().min(0).max(1).default(0),
+      /** Largest upload or posted document (bytes). */
+      max_document_bytes: positiveInt.default(25 * 1024 * 1024),
+      /** Texts sent to the embedding model per request. */
+      embedding_batch: positiveInt.max(512).default(32),
+      /** Documents ingested at once by one core process. */
+      ingest_concurrency: positiveInt.max(16).default(1),
+    })
+    .refine((k) => k.overlap_tokens <= k.chunk_tokens / 2, {
+      message: 'overlap_tokens must be at most half of chunk_tokens',
+      path: ['overlap_tokens'],
+    })
+    .prefault({}),
+  memory: z
+    .strictObject({
+      /** Long-term memory: /remember, /forget, /memories, and memories placed in prompts. */
+      enabled: z.boolean().default(true),
+      /** After exchanges, a background job asks the model for durable facts about the user. */
+      extract: z.boolean().default(true),
+      /** Model for the extraction (default: core's default model). */
+      extraction_model: z.string().optional(),
+      /** Wait after an exchange before extracting, so a burst of messages is read in one job (ms). */
+      extract_delay_ms: z.number().int().min(0).max(3_600_000).default(20_000),
+      /** Prompt budget for a user's memories (tokens, estimated). */
+      prompt_tokens: positiveInt.max(8000).default(400),
+      /** Memories kept per user; the oldest extracted ones make room for new ones. */
+      max_per_user: positiveInt.max(10_000).default(200),
+      /** Groups: memories are personal, so by default they are used and extracted in direct chats only. */
+      in_groups: z.boolean().default(false),
+      /** Whether admins may read memory content through the API (they may always count and delete). */
+      admin_can_read: z.boolean().default(false),
+    })
+    .prefault({}),
 });
 
 const Match = z.strictObject({
@@ -116,6 +165,8 @@ const RouteAction = {
   }),
   model: z.string().optional(),
   system_prompt: z.string().optional(),
+  /** process_with_llm: search the knowledge base for every message and give the model what it finds. */
+  knowledge: z.boolean().optional(),
 };
 
 const MatchRoute = z.strictObject({ match: Match, ...RouteAction });
@@ -151,6 +202,8 @@ export interface Route {
   action: ActionName;
   model?: string;
   systemPrompt?: string;
+  /** Automatic retrieval from the knowledge base (process_with_llm routes). */
+  knowledge?: boolean;
 }
 
 export type CoreSettings = z.output<typeof ConfigFile>;
@@ -173,6 +226,8 @@ export interface CoreConfig {
   access: CoreSettings['access'];
   rateLimit: { limit: number; windowMs: number };
   audit: CoreSettings['audit'];
+  knowledge: CoreSettings['knowledge'];
+  memory: CoreSettings['memory'];
   routes: readonly Route[];
   secrets: readonly string[];
 }
@@ -218,6 +273,7 @@ export function loadConfig(env: Env = process.env): CoreConfig {
         action: r.default.action,
         model: r.default.model,
         systemPrompt: r.default.system_prompt,
+        knowledge: r.default.knowledge,
       });
       return;
     }
@@ -247,6 +303,7 @@ export function loadConfig(env: Env = process.env): CoreConfig {
       action: r.action,
       model: r.model,
       systemPrompt: r.system_prompt,
+      knowledge: r.knowledge,
     });
   });
   if (routing && !routes.some((r) => !r.match)) {
@@ -279,6 +336,8 @@ export function loadConfig(env: Env = process.env): CoreConfig {
     access: main.access,
     rateLimit: parseRate(main.security.rate_limit),
     audit: main.audit,
+    knowledge: main.knowledge,
+    memory: main.memory,
     routes,
     secrets,
   });

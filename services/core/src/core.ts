@@ -17,6 +17,9 @@ import {
 } from './repositories/queues.ts';
 import { Signals } from './repositories/signals.ts';
 import { Engine } from './services/engine.ts';
+import { KnowledgeBase } from './services/knowledge.ts';
+import { MemoryService } from './services/memory.ts';
+import { PreparePool } from './services/prepare-pool.ts';
 import { createCoreMetrics } from './services/metrics.ts';
 
 export interface CoreHandle {
@@ -24,6 +27,8 @@ export interface CoreHandle {
   url: string;
   engine: Engine;
   db: Db;
+  knowledge: KnowledgeBase;
+  memory: MemoryService;
   shutdown(deadlineMs?: number): Promise<void>;
 }
 
@@ -52,7 +57,21 @@ export async function startCore(
   const outbound = new OutboundPublisher(redis, config.redisPrefix);
   const signals = new Signals(redis, subscriber, config.redisPrefix);
   await signals.start();
-  const engine = new Engine({ config, db, intakeDb, llm, outbound, signals, metrics, log });
+  const prepare = new PreparePool();
+  const knowledge = new KnowledgeBase({ db, llm, config, log, redis, prepare });
+  const memory = new MemoryService({ db, llm, config, log, redis });
+  const engine = new Engine({
+    config,
+    db,
+    intakeDb,
+    llm,
+    outbound,
+    signals,
+    metrics,
+    log,
+    knowledge,
+    memory,
+  });
 
   const workers: { close(force?: boolean): Promise<void> }[] = [];
   if (opts.workers !== false) {
@@ -74,6 +93,8 @@ export async function startCore(
     upkeep.on('error', (err) => log.error('maintenance worker error', { error: err.message }));
     workers.push(inbound, upkeep);
     await maintenance.close();
+    knowledge.startWorker();
+    memory.startWorker();
   }
 
   const app = createApp({
@@ -82,6 +103,8 @@ export async function startCore(
     log,
     metrics: metrics.registry,
     chat: engine,
+    knowledge,
+    memory,
     health: async () => {
       const [postgres, redisOk] = await Promise.all([
         db.query('SELECT 1').then(
@@ -120,6 +143,7 @@ export async function startCore(
       ]);
       if (timedOut) await Promise.all(workers.map((w) => w.close(true)));
       server.closeAllConnections();
+      await Promise.all([knowledge.close(), memory.close(), prepare.close()]);
       await outbound.close();
       await backlog.close();
       await signals.close();
@@ -127,5 +151,5 @@ export async function startCore(
       await Promise.all([db.end(), intakeDb.end()]);
       log.info('core stopped');
     })());
-  return { server, url, engine, db, shutdown };
+  return { server, url, engine, db, knowledge, memory, shutdown };
 }

@@ -133,7 +133,12 @@ describe('core HTTP API', () => {
           assert.ok(op.responses['401'] && op.responses['403']);
           assert.match(op.description, /Roles: admin/);
         }
-        if (r.body) assert.equal(op.requestBody.content['application/json'].schema.type, 'object');
+        if (r.body) {
+          const media = r.upload ? 'multipart/form-data' : 'application/json';
+          assert.equal(op.requestBody.content[media].schema.type, 'object');
+          if (r.upload)
+            assert.equal(op.requestBody.content[media].schema.properties[r.upload.field].format, 'binary');
+        }
       }
       // parameters come from the zod schemas
       const list = doc.paths['/api/v1/conversations'].get;

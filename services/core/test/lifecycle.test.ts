@@ -85,12 +85,12 @@ describe('core lifecycle', () => {
       assert.equal(await p.exited, 1);
       assert.match(
         p.output(),
-        /1 migration\(s\) pending \(0001_core\): run `npm run migrate -w services\/core`/,
+        /2 migration\(s\) pending \(0001_core, 0002_knowledge_memory\): run `npm run migrate -w services\/core`/,
       );
       const m = await run(process.execPath, ['--conditions=pincer-source', migrateCli], {
         env: { PATH: process.env.PATH, DATABASE_URL: t.url },
       });
-      assert.match(m.stdout, /applied: 0001_core/);
+      assert.match(m.stdout, /applied: 0001_core, 0002_knowledge_memory/);
       const again = await run(process.execPath, ['--conditions=pincer-source', migrateCli], {
         env: { PATH: process.env.PATH, DATABASE_URL: t.url },
       });

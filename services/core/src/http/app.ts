@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, prom, requestIdFrom, toAppError } from '@pincer/shared';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import multer from 'multer';
 import { authorize, createAuthenticator } from './auth.ts';
 import { parsePart, RESPONDED, type Route } from './route.ts';
 import { routes } from './routes/index.ts';
@@ -49,6 +50,7 @@ export function createApp(deps: HttpDeps): express.Express {
   const auth = createAuthenticator(deps.db, deps.config.adminToken, deps.log);
   const metrics = httpMetrics(deps.metrics);
   const json = express.json({ limit: MAX_BODY });
+  const jsonOf = (r: Route) => (r.maxBodyBytes ? express.json({ limit: r.maxBodyBytes(deps) }) : json);
 
   app.use((req, res, next) => {
     const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID);
@@ -111,14 +113,46 @@ export function createApp(deps: HttpDeps): express.Express {
         next();
       });
     }
-    if (r.body) {
+    if (r.upload) {
+      const { field } = r.upload;
+      const maxBytes = r.upload.maxBytes(deps);
+      const upload = multer({
+        storage: multer.memoryStorage(),
+        limits: { fileSize: maxBytes, files: 1, fields: 20, fieldSize: 64 * 1024, parts: 30 },
+      }).single(field);
+      handlers.push((req, res, next) => {
+        if (!req.is('multipart/form-data'))
+          throw new AppError(
+            415,
+            'unsupported_media_type',
+            `Send the file as multipart/form-data in the field "${field}".`,
+          );
+        upload(req, res, (err: unknown) => {
+          if (!err) {
+            if (!req.file)
+              return next(new AppError(400, 'invalid_request', `No file in the field "${field}".`));
+            return next();
+          }
+          const code = (err as { code?: string }).code;
+          if (code === 'LIMIT_FILE_SIZE')
+            return next(new AppError(413, 'request_too_large', `The file is larger than ${maxBytes} bytes.`));
+          if (code === 'LIMIT_UNEXPECTED_FILE')
+            return next(
+              new AppError(400, 'invalid_request', `Send exactly one file, in the field "${field}".`),
+            );
+          next(
+            new AppError(400, 'invalid_request', `The upload could not be read: ${(err as Error).message}.`),
+          );
+        });
+      });
+    } else if (r.body) {
       handlers.push((req, _res, next) => {
         const hasBody =
           req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
         if (hasBody && !req.is('application/json'))
           throw new AppError(415, 'unsupported_media_type', 'Send the body as application/json.');
         next();
-      }, json);
+      }, jsonOf(r));
     }
     handlers.push(async (req, res) => {
       const out = await r.handler({
@@ -146,6 +180,10 @@ function fromExpress(err: unknown): AppError {
   if (type === 'entity.parse.failed')
     return new AppError(400, 'invalid_json', 'The request body is not valid JSON.');
   if (type === 'entity.too.large')
-    return new AppError(413, 'request_too_large', 'The request body is larger than 1 MB.');
+    return new AppError(
+      413,
+      'request_too_large',
+      `The request body is larger than ${(err as { limit?: number }).limit ?? 1048576} bytes.`,
+    );
   return toAppError(err);
 }

@@ -67,7 +67,23 @@ function operation(r: Route): JsonSchema {
       ? {
           requestBody: {
             required: true,
-            content: { 'application/json': { schema: jsonSchema(r.body, 'input') } },
+            content: r.upload
+              ? {
+                  'multipart/form-data': {
+                    schema: {
+                      ...(jsonSchema(r.body, 'input') as Record<string, unknown>),
+                      properties: {
+                        [r.upload.field]: { type: 'string', format: 'binary' },
+                        ...((jsonSchema(r.body, 'input') as { properties?: object }).properties ?? {}),
+                      },
+                      required: [
+                        r.upload.field,
+                        ...((jsonSchema(r.body, 'input') as { required?: string[] }).required ?? []),
+                      ],
+                    },
+                  },
+                }
+              : { 'application/json': { schema: jsonSchema(r.body, 'input') } },
           },
         }
       : {}),

@@ -40,6 +40,13 @@ interface RouteSpecBase<P extends z.ZodType, Q extends z.ZodType, B extends z.Zo
   query?: Q;
   body?: B;
   response: RouteResponse;
+  /** Largest JSON body accepted (default 1 MB), or a function of the config. */
+  maxBodyBytes?: (deps: HttpDeps) => number;
+  /**
+   * multipart/form-data with one file in `field` (kept in memory up to maxBytes); the other form
+   * fields are validated by `body`.
+   */
+  upload?: { field: string; maxBytes: (deps: HttpDeps) => number };
   /** Error statuses particular to this route (400/401/403/404 are listed automatically). */
   errors?: Record<number, string>;
 }

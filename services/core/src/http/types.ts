@@ -2,6 +2,8 @@ import type { Logger, prom } from '@pincer/shared';
 import type { CoreConfig } from '../config.ts';
 import type { Db } from '../repositories/db.ts';
 import type { Role } from '../repositories/keys.ts';
+import type { KnowledgeBase } from '../services/knowledge.ts';
+import type { MemoryService } from '../services/memory.ts';
 
 export interface RestChatRequest {
   caller: { userId: number; isAdmin: boolean };
@@ -47,6 +49,8 @@ export interface HttpDeps {
   metrics: prom.Registry;
   health: () => Promise<{ postgres: boolean; redis: boolean }>;
   chat: RestChat;
+  knowledge: KnowledgeBase;
+  memory: MemoryService;
 }
 
 /** Who is calling: the bootstrap admin token or an API key, and the user it acts as. */

@@ -45,6 +45,11 @@ function classify(err: unknown): ModelError {
   return new ModelError('failed', e?.message ?? String(err));
 }
 
+function decodeFloat32(b64: string): Float32Array {
+  const buf = Buffer.from(b64, 'base64');
+  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+}
+
 /** llm-proxy through the official openai SDK: core never talks to an inference server directly. */
 export class LlmClient {
   private readonly client: OpenAI;
@@ -72,6 +77,31 @@ export class LlmClient {
       return list;
     } catch (err) {
       if (this.models) return this.models.list;
+      throw classify(err);
+    }
+  }
+
+  /**
+   * Embeds texts with a registry model (llm-proxy /v1/embeddings); one vector per text, in order.
+   * Vectors travel as base64 float32, a quarter of the JSON number encoding.
+   */
+  async embed(model: string, texts: string[], signal?: AbortSignal): Promise<Float32Array[]> {
+    try {
+      const res = await this.client.embeddings.create(
+        { model, input: texts, encoding_format: 'base64' },
+        { signal, timeout: 300_000 },
+      );
+      const out = new Array<Float32Array>(texts.length);
+      for (const d of res.data) {
+        const e = d.embedding as unknown;
+        // the SDK decodes base64 to numbers; a server that ignored encoding_format sends numbers too
+        out[d.index] = Float32Array.from(typeof e === 'string' ? decodeFloat32(e) : (e as number[]));
+      }
+      if (out.some((v) => !v || v.length === 0 || v.length !== out[0]!.length))
+        throw new ModelError('failed', 'the embedding model answered with missing or uneven vectors');
+      return out;
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason ?? err;
       throw classify(err);
     }
   }

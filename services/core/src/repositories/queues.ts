@@ -53,9 +53,13 @@ export class QueueBacklog {
   private readonly queues: Queue[];
 
   constructor(connection: Redis, prefix: string) {
-    this.queues = [QueueName.Inbound, QueueName.OutboundTelegram, QueueName.OutboundFeishu].map(
-      (name) => new Queue(name, { connection, prefix }),
-    );
+    this.queues = [
+      QueueName.Inbound,
+      QueueName.OutboundTelegram,
+      QueueName.OutboundFeishu,
+      QueueName.Knowledge,
+      QueueName.Memory,
+    ].map((name) => new Queue(name, { connection, prefix }));
   }
 
   async counts(): Promise<Array<{ queue: string; waiting: number }>> {

@@ -36,6 +36,9 @@ import { identify } from '../repositories/people.ts';
 import { type ScopeLock, tryScopeLock } from '../repositories/locks.ts';
 import type { OutboundPublisher } from '../repositories/queues.ts';
 import type { Signals } from '../repositories/signals.ts';
+import { citationFooter, sourcesPrompt } from './grounding.ts';
+import type { KnowledgeBase, KnowledgeHit } from './knowledge.ts';
+import type { MemoryService } from './memory.ts';
 import type { CoreMetrics } from './metrics.ts';
 import { chooseRoute, parseCommand } from './router.ts';
 import { type Lang, languageOf, say, type TextKey } from './texts.ts';
@@ -76,6 +79,18 @@ export interface EngineDeps {
   signals: Signals;
   metrics: CoreMetrics;
   log: Logger;
+  knowledge: KnowledgeBase;
+  memory: MemoryService;
+}
+
+/** How one answer is produced beyond the route's defaults. */
+interface AnswerOptions {
+  systemPrompt?: string;
+  modelOverride?: string;
+  /** What the model is asked (default: the message; /kb asks the question without the command). */
+  question?: string;
+  /** Knowledge-base excerpts for the model, cited by number; strict: answer from them only. */
+  grounding?: { hits: KnowledgeHit[]; strict: boolean };
 }
 
 /** Where a platform reply is shown. */
@@ -426,13 +441,76 @@ export class Engine implements RestChat {
         return simple(await this.chooseModel(conversation, parseCommand(message.content)?.args ?? '', lang));
       case 'process_with_llm': {
         if (!message.content.trim()) return simple(say('text_only', lang));
+        // automatic retrieval: what the knowledge base has on the message, offered to the model
+        let grounding: AnswerOptions['grounding'];
+        if (route.knowledge && !hasReply) {
+          const found = await this.d.knowledge.search(message.content).catch((err: Error) => {
+            this.d.log.warn('knowledge search failed; answering without it', { error: err.message });
+            return undefined;
+          });
+          if (found?.hits.length) grounding = { hits: found.hits, strict: false };
+        }
         const sink = this.platformSink(target, replyId, platform, message.meta?.sent_at);
-        await this.answer(conversation, message, hasReply, route, sink, lang, platform, lock);
+        await this.answer(conversation, message, hasReply, route, sink, lang, platform, lock, { grounding });
         return;
       }
+      case 'knowledge_base': {
+        const cmd = parseCommand(message.content);
+        const question = (cmd ? cmd.args : message.content).trim();
+        if (!question) return simple(say('kb_usage', lang));
+        let grounding: AnswerOptions['grounding'];
+        if (!hasReply) {
+          const found = await this.d.knowledge.search(question);
+          // nothing in the documents: said plainly, without asking the model to make something up
+          if (found.hits.length === 0) return simple(say('kb_not_found', lang));
+          grounding = { hits: found.hits, strict: true };
+        }
+        const sink = this.platformSink(target, replyId, platform, message.meta?.sent_at);
+        await this.answer(conversation, message, hasReply, route, sink, lang, platform, lock, {
+          question,
+          grounding,
+        });
+        return;
+      }
+      case 'remember':
+      case 'forget':
+      case 'memories':
+        return simple(await this.memoryCommand(route.action, conversation, message, lang));
       default:
         await setMessageStatus(db, message.id, 'handled');
     }
+  }
+
+  private async memoryCommand(
+    action: 'remember' | 'forget' | 'memories',
+    conversation: Conversation,
+    message: QueuedMessage,
+    lang: Lang,
+  ): Promise<string> {
+    const { memory } = this.d;
+    if (!memory.enabled) return say('memory_off', lang);
+    const userId = message.user_id;
+    if (!userId) return say('failed', lang);
+    const args = parseCommand(message.content)?.args ?? '';
+    if (action === 'remember') {
+      if (!args) return say('remember_usage', lang);
+      const r = await memory.remember(userId, args);
+      return say(r.created ? 'remembered' : 'remembered_again', lang);
+    }
+    if (action === 'forget') {
+      if (!args) return say('forget_usage', lang);
+      const gone = await memory.forget(userId, args);
+      if (gone === 'all') return say('forgot_all', lang);
+      if (gone.length === 0) return say('forgot_nothing', lang, { what: args });
+      // in a group only the count is said: the facts are the user's own
+      const list =
+        conversation.chat_type === 'direct' ? gone.map((m) => `- ${m.content}`).join('\n') : `${gone.length}`;
+      return say('forgot', lang, { list });
+    }
+    if (conversation.chat_type !== 'direct') return say('memories_private', lang);
+    const all = await memory.list(userId);
+    if (all.length === 0) return say('memories_none', lang);
+    return say('memories', lang, { list: all.map((m, i) => `${i + 1}. ${m.content}`).join('\n') });
   }
 
   private async chooseModel(conversation: Conversation, args: string, lang: Lang): Promise<string> {
@@ -467,14 +545,18 @@ export class Engine implements RestChat {
     model: ModelInfo | undefined,
     systemPrompt: string | undefined,
     db: Queryable,
+    extra: { question?: string; system: string[] } = { system: [] },
   ) {
     const { config } = this.d;
-    const system = systemPrompt ?? route.systemPrompt ?? config.core.system_prompt;
+    const system = [systemPrompt ?? route.systemPrompt ?? config.core.system_prompt, ...extra.system].join(
+      '\n\n',
+    );
+    const question = extra.question ?? message.content;
     // what the context leaves after the model's own answer budget
     let budget =
       (model ? model.context_window - model.max_tokens : 8192) -
       estimateTokens(system) -
-      estimateTokens(message.content) -
+      estimateTokens(question) -
       16;
     const history = await recentHistory(db, conversation.id, message.id, config.core.history_messages);
     const kept: { role: 'user' | 'assistant'; content: string }[] = [];
@@ -488,7 +570,7 @@ export class Engine implements RestChat {
     return [
       { role: 'system' as const, content: system },
       ...kept.reverse(),
-      { role: 'user' as const, content: message.content },
+      { role: 'user' as const, content: question },
     ];
   }
 
@@ -505,9 +587,9 @@ export class Engine implements RestChat {
     lang: Lang,
     platform: string,
     lock: ScopeLock,
-    systemPrompt?: string,
-    modelOverride?: string,
+    opts: AnswerOptions = {},
   ): Promise<RestChatResult['reply']> {
+    const { systemPrompt, modelOverride, grounding } = opts;
     const { llm, config, metrics, log, signals } = this.d;
     // the chat's turn is held on this connection: its queries run there too
     const db = lock.client;
@@ -527,19 +609,34 @@ export class Engine implements RestChat {
     const started = performance.now();
     const modelName = modelOverride ?? route.model ?? conversation.model ?? config.core.default_model;
     const controller = new AbortController();
+    // the user's memories: only the sender's own, and only where memory applies (not groups by default)
+    const useMemory = !!message.user_id && this.d.memory.appliesTo(conversation.chat_type);
     // independent steps at once: the typing indicator, /stop registration, the model sizes and history
     const [, unregister, prompt] = await Promise.all([
       sink.typing(),
       signals.generating(conversation.id, () => controller.abort(new StopRequested())),
-      llm
-        .listModels()
-        .catch(() => [] as ModelInfo[])
-        .then((models) => {
-          const modelInfo =
-            models.find((m) => m.id === modelName) ??
-            (modelName === undefined ? models.find((m) => m.default) : undefined);
-          return this.prompt(conversation, message, route, modelInfo, systemPrompt, db);
-        }),
+      Promise.all([
+        llm.listModels().catch(() => [] as ModelInfo[]),
+        useMemory
+          ? this.d.memory
+              .promptSection(message.user_id!, opts.question ?? message.content)
+              .catch((err: Error) => {
+                log.warn('memories unavailable for this answer', { error: err.message });
+                return undefined;
+              })
+          : undefined,
+      ]).then(([models, memories]) => {
+        const modelInfo =
+          models.find((m) => m.id === modelName) ??
+          (modelName === undefined ? models.find((m) => m.default) : undefined);
+        const system: string[] = [];
+        if (memories) system.push(memories);
+        if (grounding) system.push(sourcesPrompt(grounding.hits, grounding.strict));
+        return this.prompt(conversation, message, route, modelInfo, systemPrompt, db, {
+          question: opts.question,
+          system,
+        });
+      }),
     ]);
     // the turn is lost with its connection: another process will answer; stop generating at once
     lock.onLost(() => controller.abort(new LockLost()));
@@ -597,6 +694,8 @@ export class Engine implements RestChat {
     const latencyMs = Math.round(performance.now() - started);
     const ttftMs = firstAt ? Math.round(firstAt - started) : null;
     let finalText = text;
+    // the documents behind the answer's citations, named (the model only wrote numbers)
+    if (grounding && status === 'complete') finalText += citationFooter(text, grounding.hits, lang);
     if (status === 'failed') finalText = text ? `${text}\n\n${say(failure!, lang)}` : say(failure!, lang);
     if (status === 'stopped' && !text) finalText = say('stopped', lang);
     const usage = outcome?.usage ?? null;
@@ -638,6 +737,10 @@ export class Engine implements RestChat {
       }
     }
     await sink.finish(finalText, status);
+    if (useMemory && status === 'complete')
+      this.d.memory
+        .scheduleExtraction(message.user_id!)
+        .catch((err: Error) => log.warn('could not schedule memory extraction', { error: err.message }));
     metrics.replies.inc({ platform, outcome: status });
     metrics.messages.inc({ platform, direction: 'out' });
     // our own time: everything but the model's stream
@@ -887,8 +990,7 @@ export class Engine implements RestChat {
           languageOf(question),
           'api',
           lock,
-          systemPrompt,
-          req.model,
+          { systemPrompt, modelOverride: req.model },
         );
         return { conversation_id: conversation.id, message_id: stored.id, reply };
       } finally {

@@ -49,6 +49,40 @@ const TEXTS = {
     en: 'There is no model called "{model}". /model lists them.',
     zh: '没有名为"{model}"的模型。发送 /model 查看列表。',
   },
+  kb_usage: {
+    en: 'Ask a question about the documents: /kb <question>',
+    zh: '请这样提问：/kb <问题>',
+  },
+  kb_not_found: {
+    en: "I couldn't find anything about this in the documents.",
+    zh: '文档中没有找到与此相关的内容。',
+  },
+  remember_usage: {
+    en: 'Tell me what to remember: /remember <fact>',
+    zh: '请这样告诉我要记住什么：/remember <内容>',
+  },
+  remembered: { en: "Got it, I'll remember that.", zh: '好的，我记住了。' },
+  remembered_again: { en: 'I already knew that.', zh: '这个我已经记得了。' },
+  forget_usage: {
+    en: 'Tell me what to forget: /forget <number or words>, or /forget all. /memories lists what I remember.',
+    zh: '请告诉我要忘记什么：/forget <编号或关键词>，或 /forget all。/memories 可查看我记得的内容。',
+  },
+  forgot: { en: 'Forgotten:\n{list}', zh: '已忘记：\n{list}' },
+  forgot_all: { en: 'I have forgotten everything I remembered about you.', zh: '我已忘记关于你的全部记忆。' },
+  forgot_nothing: {
+    en: 'I remember nothing matching "{what}". /memories lists what I remember.',
+    zh: '没有找到与"{what}"相符的记忆。/memories 可查看我记得的内容。',
+  },
+  memories: {
+    en: 'What I remember about you:\n{list}\n\n/forget <number> removes one, /forget all removes everything.',
+    zh: '我记得关于你的这些：\n{list}\n\n/forget <编号> 删除一条，/forget all 全部删除。',
+  },
+  memories_none: { en: "I don't remember anything about you yet.", zh: '我还没有记住关于你的任何事。' },
+  memories_private: {
+    en: 'Your memories are private: ask me in a direct chat.',
+    zh: '记忆属于个人隐私，请在私聊中查看。',
+  },
+  memory_off: { en: 'Long-term memory is turned off.', zh: '长期记忆功能已关闭。' },
   text_only: { en: 'I can only read text messages for now.', zh: '我目前只能阅读文字消息。' },
 } as const;
 

@@ -5,6 +5,8 @@ import { auditRoutes } from './audit.ts';
 import { chatRoutes } from './chat.ts';
 import { conversationRoutes } from './conversations.ts';
 import { keyRoutes } from './keys.ts';
+import { knowledgeRoutes } from './knowledge.ts';
+import { memoryRoutes } from './memories.ts';
 import { pairingRoutes } from './pairing.ts';
 import { systemRoutes } from './system.ts';
 import { userRoutes } from './users.ts';
@@ -33,4 +35,6 @@ export const routes: readonly Route[] = [
   ...auditRoutes,
   ...userRoutes,
   ...keyRoutes,
+  ...knowledgeRoutes,
+  ...memoryRoutes,
 ];

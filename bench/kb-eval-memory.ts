@@ -1,9 +1,9 @@
-// `node --conditions=pincer-source packages/knowledge/src/main.ts eval [--json] [--dims N]`: retrieval
+// `node --conditions=pincer-source bench/kb-eval-memory.ts [--json] [--dims N]`: retrieval
 // quality on the evaluation set with the mock model's embeddings, for each search mode.
 import { parseArgs } from 'node:util';
 import { embedText } from '@pincer/mock-inference';
-import { evaluateRetrieval, loadEvalSet } from './eval.ts';
-import { indexEvalSet, retriever, type SearchMode } from './reference-retriever.ts';
+import { evaluateRetrieval, loadEvalSet } from '../packages/knowledge/src/eval.ts';
+import { indexEvalSet, retriever, type SearchMode } from '../packages/knowledge/src/reference-retriever.ts';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,

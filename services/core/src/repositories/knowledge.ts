@@ -1,0 +1,387 @@
+import type { PreparedChunk } from '@pincer/knowledge';
+import type { Db, Queryable } from './db.ts';
+
+export type DocumentStatus = 'queued' | 'extracting' | 'embedding' | 'ready' | 'failed';
+
+export interface KbDocument {
+  id: number;
+  title: string;
+  source: 'text' | 'file';
+  filename: string | null;
+  mime: string | null;
+  format: string;
+  metadata: Record<string, unknown>;
+  bytes: number;
+  sha256: string;
+  status: DocumentStatus;
+  error: string | null;
+  version: number;
+  active_version: number | null;
+  chunks_total: number;
+  chunks_done: number;
+  chunk_count: number;
+  characters: number;
+  embedding_model: string | null;
+  created_by: string | null;
+  created_at: Date;
+  updated_at: Date;
+  ingested_at: Date | null;
+}
+
+const DOC_COLUMNS = `id, title, source, filename, mime, format, metadata, bytes, sha256, status, error, version,
+  active_version, chunks_total, chunks_done, chunk_count, characters, embedding_model, created_by, created_at,
+  updated_at, ingested_at`;
+
+export async function insertDocument(
+  db: Queryable,
+  d: {
+    title: string;
+    source: 'text' | 'file';
+    filename: string | null;
+    mime: string | null;
+    format: string;
+    metadata: Record<string, unknown>;
+    original: Buffer;
+    sha256: string;
+    createdBy: string;
+  },
+): Promise<KbDocument> {
+  const { rows } = await db.query<KbDocument>(
+    `INSERT INTO kb_documents (title, source, filename, mime, format, metadata, original, bytes, sha256, created_by)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${DOC_COLUMNS}`,
+    [
+      d.title,
+      d.source,
+      d.filename,
+      d.mime,
+      d.format,
+      JSON.stringify(d.metadata),
+      d.original,
+      d.original.byteLength,
+      d.sha256,
+      d.createdBy,
+    ],
+  );
+  return rows[0]!;
+}
+
+export async function getDocument(db: Queryable, id: number): Promise<KbDocument | undefined> {
+  const { rows } = await db.query<KbDocument>(`SELECT ${DOC_COLUMNS} FROM kb_documents WHERE id = $1`, [id]);
+  return rows[0];
+}
+
+export async function listDocuments(
+  db: Queryable,
+  q: { status?: DocumentStatus; search?: string; limit: number; before?: number },
+): Promise<KbDocument[]> {
+  const { rows } = await db.query<KbDocument>(
+    `SELECT ${DOC_COLUMNS} FROM kb_documents
+     WHERE ($1::text IS NULL OR status = $1)
+       AND ($2::text IS NULL OR title ILIKE '%' || $2 || '%' OR filename ILIKE '%' || $2 || '%')
+       AND ($3::bigint IS NULL OR id < $3)
+     ORDER BY id DESC LIMIT $4`,
+    [
+      q.status ?? null,
+      q.search ? q.search.replace(/[\\%_]/g, (c) => `\\${c}`) : null,
+      q.before ?? null,
+      q.limit,
+    ],
+  );
+  return rows;
+}
+
+/** The stored original and what ingestion needs; undefined when the document is gone. */
+export async function documentForIngest(
+  db: Queryable,
+  id: number,
+): Promise<
+  | { version: number; original: Buffer; filename: string | null; mime: string | null; format: string }
+  | undefined
+> {
+  const { rows } = await db.query(
+    `SELECT version, original, filename, mime, format FROM kb_documents WHERE id = $1`,
+    [id],
+  );
+  return rows[0] as never;
+}
+
+/** Starts a new ingestion of a document (re-ingest): a new version, queued. Undefined if unknown. */
+export async function bumpVersion(db: Queryable, id: number): Promise<KbDocument | undefined> {
+  const { rows } = await db.query<KbDocument>(
+    `UPDATE kb_documents SET version = version + 1, status = 'queued', error = NULL, chunks_total = 0,
+       chunks_done = 0, updated_at = now()
+     WHERE id = $1 RETURNING ${DOC_COLUMNS}`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** Progress of the version being built; false when that version is no longer wanted (re-ingested, deleted). */
+export async function setProgress(
+  db: Queryable,
+  id: number,
+  version: number,
+  p: { status: DocumentStatus; chunksTotal?: number; chunksDone?: number; error?: string | null },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE kb_documents SET status = $3, chunks_total = COALESCE($4, chunks_total),
+       chunks_done = COALESCE($5, chunks_done), error = $6, updated_at = now()
+     WHERE id = $1 AND version = $2`,
+    [id, version, p.status, p.chunksTotal ?? null, p.chunksDone ?? null, p.error ?? null],
+  );
+  return rowCount === 1;
+}
+
+export interface ChunkRow {
+  chunk: PreparedChunk;
+  embedding: Float32Array | null;
+}
+
+/** Stores a batch of chunks of a version being built (a re-run of the job overwrites them). */
+export async function insertChunks(
+  db: Queryable,
+  documentId: number,
+  version: number,
+  model: string | null,
+  rows: ChunkRow[],
+  pgvector: boolean,
+): Promise<void> {
+  if (rows.length === 0) return;
+  const vec = pgvector ? ', vec' : '';
+  const vecSet = pgvector ? ', vec = EXCLUDED.vec' : '';
+  const vecValue = pgvector ? ', CASE WHEN r.embedding IS NULL THEN NULL ELSE r.vec::vector END' : '';
+  await db.query(
+    `INSERT INTO kb_chunks (document_id, version, position, heading, content, tokens, fts, embedding_model, dims, embedding${vec})
+     SELECT $1, $2, r.position, r.heading, r.content, r.tokens, to_tsvector('simple', r.fts), $3,
+       CASE WHEN r.embedding IS NULL THEN NULL ELSE r.dims END, r.embedding${vecValue}
+     FROM unnest($4::int[], $5::text[], $6::text[], $7::int[], $8::text[], $9::int[], $10::bytea[], $11::text[])
+       AS r(position, heading, content, tokens, fts, dims, embedding, vec)
+     ON CONFLICT (document_id, version, position) DO UPDATE SET heading = EXCLUDED.heading,
+       content = EXCLUDED.content, tokens = EXCLUDED.tokens, fts = EXCLUDED.fts,
+       embedding_model = EXCLUDED.embedding_model, dims = EXCLUDED.dims, embedding = EXCLUDED.embedding${vecSet}`,
+    [
+      documentId,
+      version,
+      model,
+      rows.map((r) => r.chunk.position),
+      rows.map((r) => r.chunk.heading),
+      rows.map((r) => r.chunk.content),
+      rows.map((r) => r.chunk.tokens),
+      rows.map((r) => r.chunk.fts),
+      rows.map((r) => r.embedding?.length ?? null),
+      rows.map((r) => (r.embedding ? float32ToBytes(r.embedding) : null)),
+      rows.map((r) => (r.embedding && pgvector ? vectorLiteral(r.embedding) : null)),
+    ],
+  );
+}
+
+/**
+ * Makes a finished version the one queries see, drops every other version's chunks and bumps the
+ * generation, in one transaction. False if the version was superseded or the document deleted.
+ */
+export async function activateVersion(
+  db: Db,
+  id: number,
+  version: number,
+  p: { chunkCount: number; characters: number; model: string | null; format: string },
+): Promise<boolean> {
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN');
+    const { rowCount } = await client.query(
+      `UPDATE kb_documents SET active_version = version, status = 'ready', error = NULL, chunk_count = $3,
+         chunks_done = $3, chunks_total = $3, characters = $4, embedding_model = $5, format = $6,
+         ingested_at = now(), updated_at = now()
+       WHERE id = $1 AND version = $2`,
+      [id, version, p.chunkCount, p.characters, p.model, p.format],
+    );
+    if (rowCount !== 1) {
+      await client.query('ROLLBACK');
+      return false;
+    }
+    await client.query(`DELETE FROM kb_chunks WHERE document_id = $1 AND version <> $2`, [id, version]);
+    await client.query(`UPDATE kb_state SET generation = generation + 1`);
+    await client.query('COMMIT');
+    return true;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Deletes a document and its chunks; false if there was none. */
+export async function deleteDocument(db: Queryable, id: number): Promise<boolean> {
+  const { rows } = await db.query<{ deleted: boolean }>(
+    `WITH d AS (DELETE FROM kb_documents WHERE id = $1 RETURNING id),
+       g AS (UPDATE kb_state SET generation = generation + 1 WHERE EXISTS (SELECT 1 FROM d) RETURNING 1)
+     SELECT EXISTS (SELECT 1 FROM d) AS deleted, (SELECT count(*) FROM g) AS bumped`,
+    [id],
+  );
+  return rows[0]!.deleted;
+}
+
+/** Removes the chunks of versions that will never be activated (a failed ingestion). */
+export async function dropInactiveChunks(db: Queryable, id: number, version: number): Promise<void> {
+  await db.query(
+    `DELETE FROM kb_chunks c USING kb_documents d
+     WHERE c.document_id = $1 AND d.id = c.document_id AND c.version = $2
+       AND c.version IS DISTINCT FROM d.active_version`,
+    [id, version],
+  );
+}
+
+export async function generation(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ generation: number }>({
+    name: 'core.kb.generation',
+    text: 'SELECT generation FROM kb_state',
+  });
+  return rows[0]?.generation ?? 0;
+}
+
+/** Active versions of every document, for the in-process vector index to compare with what it holds. */
+export async function activeVersions(db: Queryable): Promise<Map<number, number>> {
+  const { rows } = await db.query<{ id: number; active_version: number }>(
+    'SELECT id, active_version FROM kb_documents WHERE active_version IS NOT NULL',
+  );
+  return new Map(rows.map((r) => [r.id, r.active_version]));
+}
+
+/** A document version's embeddings of one model. */
+export async function chunkVectors(
+  db: Queryable,
+  documentId: number,
+  version: number,
+  model: string,
+): Promise<Array<{ id: number; embedding: Buffer }>> {
+  const { rows } = await db.query<{ id: number; embedding: Buffer }>(
+    `SELECT id, embedding FROM kb_chunks
+     WHERE document_id = $1 AND version = $2 AND embedding_model = $3 AND embedding IS NOT NULL`,
+    [documentId, version, model],
+  );
+  return rows;
+}
+
+/** Full-text candidates among the active chunks, best first. */
+export async function textCandidates(
+  db: Queryable,
+  tsquery: string,
+  limit: number,
+): Promise<Array<{ id: number; score: number }>> {
+  const { rows } = await db.query<{ id: number; score: number }>({
+    name: 'core.kb.text',
+    text: `SELECT c.id, ts_rank(c.fts, q, 1) AS score
+     FROM to_tsquery('simple', $1) q, kb_chunks c
+     JOIN kb_documents d ON d.id = c.document_id AND d.active_version = c.version
+     WHERE c.fts @@ q
+     ORDER BY score DESC, c.id LIMIT $2`,
+    values: [tsquery, limit],
+  });
+  return rows;
+}
+
+/** Nearest active chunks by cosine through pgvector's HNSW index for this size. */
+export async function pgvectorCandidates(
+  db: Queryable,
+  query: Float32Array,
+  model: string,
+  limit: number,
+  minSimilarity: number,
+): Promise<Array<{ id: number; score: number }>> {
+  const dims = query.length;
+  const { rows } = await db.query<{ id: number; score: number }>(
+    `SELECT n.id, n.score FROM (
+       SELECT c.id, c.document_id, c.version, 1 - (c.vec::vector(${dims}) <=> $1::vector(${dims})) AS score
+       FROM kb_chunks c WHERE c.dims = ${dims} AND c.embedding_model = $2
+       ORDER BY c.vec::vector(${dims}) <=> $1::vector(${dims}) LIMIT $3
+     ) n JOIN kb_documents d ON d.id = n.document_id AND d.active_version = n.version
+     WHERE n.score > $4
+     ORDER BY n.score DESC, n.id`,
+    [vectorLiteral(query), model, limit, minSimilarity],
+  );
+  return rows;
+}
+
+/** Whether pgvector is installed and the chunks table has its column. */
+export async function hasPgvector(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query<{ ok: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+       WHERE table_schema = current_schema() AND table_name = 'kb_chunks' AND column_name = 'vec') AS ok`,
+  );
+  return rows[0]!.ok;
+}
+
+/** The HNSW index for one embedding size (an expression index: the column itself has no fixed size). */
+export async function ensureHnswIndex(db: Queryable, dims: number): Promise<void> {
+  if (!Number.isInteger(dims) || dims < 1 || dims > 16000) throw new RangeError(`bad embedding size ${dims}`);
+  try {
+    await db.query(
+      `CREATE INDEX IF NOT EXISTS kb_chunks_vec_${dims} ON kb_chunks
+       USING hnsw ((vec::vector(${dims})) vector_cosine_ops) WHERE dims = ${dims}`,
+    );
+  } catch (err) {
+    // another process created it at the same moment
+    if ((err as { code?: string }).code !== '23505' && (err as { code?: string }).code !== '42P07') throw err;
+  }
+}
+
+export interface ChunkHit {
+  id: number;
+  document_id: number;
+  title: string;
+  filename: string | null;
+  metadata: Record<string, unknown>;
+  position: number;
+  heading: string;
+  content: string;
+  tokens: number;
+}
+
+export async function chunksByIds(db: Queryable, ids: number[]): Promise<Map<number, ChunkHit>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await db.query<ChunkHit>({
+    name: 'core.kb.chunks',
+    text: `SELECT c.id, c.document_id, d.title, d.filename, d.metadata, c.position, c.heading, c.content, c.tokens
+     FROM kb_chunks c JOIN kb_documents d ON d.id = c.document_id AND d.active_version = c.version
+     WHERE c.id = ANY($1::bigint[])`,
+    values: [ids],
+  });
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+export async function knowledgeStats(
+  db: Queryable,
+): Promise<{ documents: number; chunks: number; by_status: Record<string, number> }> {
+  const { rows } = await db.query<{ status: string; n: number; chunks: number }>(
+    `SELECT status, count(*)::int AS n, COALESCE(sum(chunk_count), 0)::int AS chunks FROM kb_documents GROUP BY status`,
+  );
+  const by_status: Record<string, number> = {};
+  let documents = 0;
+  let chunks = 0;
+  for (const r of rows) {
+    by_status[r.status] = r.n;
+    documents += r.n;
+    chunks += r.chunks;
+  }
+  return { documents, chunks, by_status };
+}
+
+export function float32ToBytes(v: Float32Array): Buffer {
+  const out = Buffer.allocUnsafe(v.length * 4);
+  for (let i = 0; i < v.length; i++) out.writeFloatLE(v[i]!, i * 4);
+  return out;
+}
+
+export function bytesToFloat32(b: Buffer): Float32Array {
+  const out = new Float32Array(b.byteLength / 4);
+  for (let i = 0; i < out.length; i++) out[i] = b.readFloatLE(i * 4);
+  return out;
+}
+
+/** pgvector's text form: [1,2,3]. */
+export function vectorLiteral(v: Float32Array): string {
+  let s = '[';
+  for (let i = 0; i < v.length; i++) s += (i ? ',' : '') + (Number.isFinite(v[i]) ? v[i] : 0);
+  return s + ']';
+}
