@@ -261,6 +261,13 @@ export function loadConfig(env: Env = process.env): CoreConfig {
     ) as z.output<typeof MatchRoute> | z.output<typeof DefaultRoute> | undefined;
     if (!r) return;
     const where = { file: routingSrc.file, path: `routes[${i}]` };
+    const action = 'default' in r ? r.default : r;
+    if (action.knowledge && action.action !== 'process_with_llm')
+      problems.push({
+        ...where,
+        line: routingSrc.lineOf(['routes', i]),
+        message: `rule ${i + 1}: knowledge: true works with process_with_llm only (knowledge_base always searches)`,
+      });
     if ('default' in r) {
       if (i !== routing.routes.length - 1)
         problems.push({

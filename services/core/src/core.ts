@@ -58,8 +58,8 @@ export async function startCore(
   const signals = new Signals(redis, subscriber, config.redisPrefix);
   await signals.start();
   const prepare = new PreparePool();
-  const knowledge = new KnowledgeBase({ db, llm, config, log, redis, prepare });
-  const memory = new MemoryService({ db, llm, config, log, redis });
+  const knowledge = new KnowledgeBase({ db, llm, config, log, redis, prepare, metrics });
+  const memory = new MemoryService({ db, llm, config, log, redis, metrics });
   const engine = new Engine({
     config,
     db,

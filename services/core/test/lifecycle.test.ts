@@ -106,11 +106,13 @@ describe('core lifecycle', () => {
         core: { history_mesages: 5 },
         security: { rate_limit: 'lots' },
         access: { telegram: { direct: 'sometimes' } },
+        knowledge: { chunk_tokens: 100, overlap_tokens: 80 },
       },
       {
         routes: [
           { match: { content: '([unclosed' }, action: 'help' },
           { match: { command: 'x' }, action: 'dance' },
+          { match: { command: 'y' }, action: 'help', knowledge: true },
           { default: { action: 'process_with_llm' } },
         ],
       },
@@ -122,7 +124,9 @@ describe('core lifecycle', () => {
     });
     assert.equal(await p.exited, 1);
     const out = p.output();
-    assert.match(out, /invalid configuration \(5 problems\)/);
+    assert.match(out, /invalid configuration \(7 problems\)/);
+    assert.match(out, /knowledge\.overlap_tokens: overlap_tokens must be at most half of chunk_tokens/);
+    assert.match(out, /routes\[2\]: rule 3: knowledge: true works with process_with_llm only/);
     assert.match(out, /core: unknown key "history_mesages"/);
     assert.match(out, /security\.rate_limit: write it as N\/s, N\/min or N\/hour/);
     assert.match(out, /access\.telegram\.direct/);

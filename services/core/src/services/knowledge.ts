@@ -35,6 +35,7 @@ import {
   textCandidates,
 } from '../repositories/knowledge.ts';
 import { type LlmClient, ModelError } from '../repositories/llm.ts';
+import type { CoreMetrics } from './metrics.ts';
 import type { PreparePool } from './prepare-pool.ts';
 
 export type SearchMode = 'hybrid' | 'vector' | 'text';
@@ -62,6 +63,7 @@ interface KnowledgeDeps {
   log: Logger;
   redis: Redis;
   prepare: PreparePool;
+  metrics?: CoreMetrics;
 }
 
 interface IngestJob {
@@ -203,6 +205,7 @@ export class KnowledgeBase {
       // a file that cannot be read will not become readable by retrying
       const message = err instanceof ExtractionError ? `${err.code}: ${err.message}` : (err as Error).message;
       await setProgress(db, documentId, version, { status: 'failed', error: message });
+      this.d.metrics?.knowledgeDocuments.inc({ outcome: 'failed' });
       log.warn('document could not be read', { documentId, error: message });
       return { failed: message };
     }
@@ -257,6 +260,7 @@ export class KnowledgeBase {
       if (last) {
         await setProgress(db, documentId, version, { status: 'failed', error: message });
         await dropInactiveChunks(db, documentId, version);
+        this.d.metrics?.knowledgeDocuments.inc({ outcome: 'failed' });
         return { failed: message };
       }
       // keep the progress visible as queued for the retry
@@ -270,6 +274,8 @@ export class KnowledgeBase {
       format: prepared.format,
     });
     const ms = Math.round(performance.now() - started);
+    this.d.metrics?.knowledgeDocuments.inc({ outcome: ok ? 'ready' : 'superseded' });
+    if (ok) this.d.metrics?.knowledgeChunks.inc(chunks.length);
     if (ok) log.info('document ingested', { documentId, version, chunks: chunks.length, ms });
     return ok ? { chunks: chunks.length, ms } : { skipped: 'superseded' };
   }
@@ -314,7 +320,9 @@ export class KnowledgeBase {
         ranks: { vector: f.ranks[0] || null, text: f.ranks[1] || null },
       });
     }
-    return { hits, vector: vectorState, ms: Math.round((performance.now() - started) * 10) / 10 };
+    const ms = performance.now() - started;
+    this.d.metrics?.knowledgeSearch.observe({ mode }, ms / 1000);
+    return { hits, vector: vectorState, ms: Math.round(ms * 10) / 10 };
   }
 
   private async vectorCandidates(

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { CoreConfig } from '../config.ts';
 import type { Db } from '../repositories/db.ts';
 import type { LlmClient } from '../repositories/llm.ts';
+import type { CoreMetrics } from './metrics.ts';
 import {
   advanceWatermark,
   deleteAllMemories,
@@ -22,6 +23,15 @@ import {
 export const MAX_FACT = 500;
 
 const ALL = new Set(['all', 'everything', '全部', '所有', '全部记忆', '所有记忆']);
+
+interface MemoryDeps {
+  db: Db;
+  llm: LlmClient;
+  config: CoreConfig;
+  log: Logger;
+  redis: Redis;
+  metrics?: CoreMetrics;
+}
 
 const Extraction = z.object({
   add: z.array(z.string()).default([]),
@@ -56,9 +66,9 @@ export class MemoryService {
   private worker: Worker<ExtractJob> | undefined;
   private workerConnection: Redis | undefined;
 
-  private readonly d: { db: Db; llm: LlmClient; config: CoreConfig; log: Logger; redis: Redis };
+  private readonly d: MemoryDeps;
 
-  constructor(d: { db: Db; llm: LlmClient; config: CoreConfig; log: Logger; redis: Redis }) {
+  constructor(d: MemoryDeps) {
     this.d = d;
     this.cfg = d.config.memory;
     this.queue = new Queue<ExtractJob>(QueueName.Memory, {
@@ -111,12 +121,14 @@ export class MemoryService {
   }
 
   async remember(userId: number, fact: string): Promise<{ memory: Memory; created: boolean }> {
-    return upsertMemory(this.d.db, {
+    const r = await upsertMemory(this.d.db, {
       userId,
       content: fact.trim().slice(0, MAX_FACT),
       source: 'user',
       max: this.cfg.max_per_user,
     });
+    if (r.created) this.d.metrics?.memoryChanges.inc({ change: 'added', source: 'user' });
+    return r;
   }
 
   /**
@@ -237,6 +249,10 @@ export class MemoryService {
       if (r.created) added++;
     }
     await advanceWatermark(db, userId, pending.upto);
+    const m = this.d.metrics?.memoryChanges;
+    if (added) m?.inc({ change: 'added', source: 'extracted' }, added);
+    if (updated) m?.inc({ change: 'updated', source: 'extracted' }, updated);
+    if (deleted) m?.inc({ change: 'deleted', source: 'extracted' }, deleted);
     if (added || updated || deleted) log.info('memories extracted', { userId, added, updated, deleted });
     return { exchanges: pending.exchanges.length, added, updated, deleted };
   }

@@ -48,13 +48,37 @@ export function createCoreMetrics(backlog?: () => Promise<Array<{ queue: string;
     }),
     queueWaiting: new prom.Gauge({
       name: 'pincer_queue_waiting',
-      help: 'Jobs waiting or delayed per queue (inbound, outbound-telegram, outbound-feishu)',
+      help: 'Jobs waiting or delayed per queue (inbound, outbound-telegram, outbound-feishu, knowledge, memory)',
       labelNames: ['queue'],
       registers: r,
       async collect() {
         if (!backlog) return;
         for (const { queue, waiting } of await backlog().catch(() => [])) this.set({ queue }, waiting);
       },
+    }),
+    knowledgeSearch: new prom.Histogram({
+      name: 'pincer_knowledge_search_duration_seconds',
+      help: 'Knowledge-base searches (query embedding included), by mode',
+      labelNames: ['mode'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: r,
+    }),
+    knowledgeDocuments: new prom.Counter({
+      name: 'pincer_knowledge_ingestions_total',
+      help: 'Document ingestions by outcome: ready, failed, superseded',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    knowledgeChunks: new prom.Counter({
+      name: 'pincer_knowledge_chunks_indexed_total',
+      help: 'Chunks embedded and indexed',
+      registers: r,
+    }),
+    memoryChanges: new prom.Counter({
+      name: 'pincer_memory_changes_total',
+      help: 'Memories added, updated and deleted, by source (user command or extraction)',
+      labelNames: ['change', 'source'],
+      registers: r,
     }),
     errors: new prom.Counter({
       name: 'pincer_errors_total',
