@@ -1,5 +1,5 @@
 import type { PreparedChunk } from '@pincer/knowledge';
-import type { Db, Queryable } from './db.ts';
+import { type Db, type Queryable, transaction } from './db.ts';
 
 export type DocumentStatus = 'queued' | 'extracting' | 'embedding' | 'ready' | 'failed';
 
@@ -281,26 +281,38 @@ export async function textCandidates(
   return rows;
 }
 
-/** Nearest active chunks by cosine through pgvector's HNSW index for this size. */
+/**
+ * Nearest active chunks by cosine through pgvector's HNSW index for this size. An HNSW scan yields at
+ * most hnsw.ef_search rows and filters apply after it: the search list is widened to the limit, and
+ * the iterative scan (pgvector 0.8) keeps going while rows are filtered out (other models, versions
+ * being built, deleted rows not yet vacuumed), so the limit is met whenever enough rows match.
+ */
 export async function pgvectorCandidates(
-  db: Queryable,
+  db: Db,
   query: Float32Array,
   model: string,
   limit: number,
   minSimilarity: number,
 ): Promise<Array<{ id: number; score: number }>> {
   const dims = query.length;
-  const { rows } = await db.query<{ id: number; score: number }>(
-    `SELECT n.id, n.score FROM (
-       SELECT c.id, c.document_id, c.version, 1 - (c.vec::vector(${dims}) <=> $1::vector(${dims})) AS score
-       FROM kb_chunks c WHERE c.dims = ${dims} AND c.embedding_model = $2
-       ORDER BY c.vec::vector(${dims}) <=> $1::vector(${dims}) LIMIT $3
-     ) n JOIN kb_documents d ON d.id = n.document_id AND d.active_version = n.version
-     WHERE n.score > $4
-     ORDER BY n.score DESC, n.id`,
-    [vectorLiteral(query), model, limit, minSimilarity],
-  );
-  return rows;
+  return transaction(db, async (client) => {
+    await client.query(
+      `SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'strict_order', true)`,
+      [String(Math.min(1000, Math.max(40, Math.trunc(limit))))],
+    );
+    const { rows } = await client.query<{ id: number; score: number }>(
+      `SELECT n.id, n.score FROM (
+         SELECT c.id, 1 - (c.vec::vector(${dims}) <=> $1::vector(${dims})) AS score
+         FROM kb_chunks c
+         WHERE c.dims = ${dims} AND c.embedding_model = $2
+           AND EXISTS (SELECT 1 FROM kb_documents d WHERE d.id = c.document_id AND d.active_version = c.version)
+         ORDER BY c.vec::vector(${dims}) <=> $1::vector(${dims}) LIMIT $3
+       ) n WHERE n.score > $4
+       ORDER BY n.score DESC, n.id`,
+      [vectorLiteral(query), model, limit, minSimilarity],
+    );
+    return rows;
+  });
 }
 
 /** Whether pgvector is installed and the chunks table has its column. */
