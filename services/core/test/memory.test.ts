@@ -88,11 +88,22 @@ describe('long-term memory (real engine, Postgres, llm-proxy and the mock model)
       /- I work night shifts at the hospital/,
     );
     assert.match((await say('501', '/forget dragons')).reply.text, /nothing matching "dragons"/);
+    // punctuation, an emoji or a lone letter match nothing (not everything)
+    for (const what of ['???', '🙂', '-', 'a'])
+      assert.match((await say('501', `/forget ${what}`)).reply.text, /nothing matching/);
     assert.match((await say('501', '/forget')).reply.text, /\/forget all/);
     assert.match((await say('501', '/remember')).reply.text, /\/remember <fact>/);
     assert.deepEqual(await memoriesOf(s, await userOf(s, '501')), ['I am allergic to peanuts']);
     assert.match((await say('501', '/forget all')).reply.text, /forgotten everything/);
-    assert.deepEqual(await memoriesOf(s, await userOf(s, '501')), []);
+    const uid = await userOf(s, '501');
+    assert.deepEqual(await memoriesOf(s, uid), []);
+    // what was said before the forget is never read by the extraction again (it would bring it back)
+    const { rows } = await s.t.db.query(
+      `SELECT u.memory_extracted_upto AS w, (SELECT max(id) FROM messages WHERE user_id = u.id AND role = 'user') AS last
+       FROM users u WHERE u.id = $1`,
+      [uid],
+    );
+    assert.ok(rows[0].w >= rows[0].last - 1, JSON.stringify(rows[0]));
     // the commands never reach the model
     assert.ok(
       !s.mock.requests.some(
@@ -135,7 +146,8 @@ describe('long-term memory (real engine, Postgres, llm-proxy and the mock model)
   it('after an exchange, a background job extracts durable facts; a contradiction replaces the old fact', async () => {
     const user = '801';
     s.mock.script({
-      match: { path: '/v1/chat/completions', contains: 'I just moved to Lisbon' },
+      // the extraction's input quotes the user's messages as <user>…</user>; the chat request does not
+      match: { path: '/v1/chat/completions', contains: '<user>I just moved to Lisbon' },
       times: 1,
       reply: {
         content:
@@ -158,13 +170,19 @@ describe('long-term memory (real engine, Postgres, llm-proxy and the mock model)
         r.body.messages[1].content.includes('Lisbon'),
     )!;
     assert.match(extraction.body.messages[1].content, /<user>I just moved to Lisbon/);
+    // the extraction reads the user's words only, not the assistant's answers
+    assert.doesNotMatch(extraction.body.messages[1].content, /Mock reply/);
+    // /remember's text is kept in memory, not in the chat log admins can read
+    const logged = await s.t.db.query(`SELECT content FROM messages WHERE content LIKE '/remember%'`);
+    assert.ok(logged.rows.length > 3);
+    assert.ok(logged.rows.every((r) => ['/remember [kept in memory]', '/remember'].includes(r.content)));
 
     const { rows } = await s.t.db.query(
       `SELECT id FROM memories WHERE user_id = $1 AND content LIKE '%Lisbon%'`,
       [id],
     );
     s.mock.script({
-      match: { path: '/v1/chat/completions', contains: 'moved again, to Porto' },
+      match: { path: '/v1/chat/completions', contains: '<user>Update: I moved again, to Porto' },
       times: 1,
       reply: {
         content: JSON.stringify({
@@ -187,15 +205,23 @@ describe('long-term memory (real engine, Postgres, llm-proxy and the mock model)
     const next = await say(user, 'Where do I live?');
     assert.match(next.request!.body.messages[0].content, /The user lives in Porto\./);
 
-    // a model that answers with something else than the JSON asked for changes nothing
+    // a model that answers with something else than the JSON asked for changes nothing, and the
+    // messages it read are not read again
     s.mock.script({
-      match: { path: '/v1/chat/completions', contains: 'Known facts' },
+      match: { path: '/v1/chat/completions', contains: '<user>I also play the cello.' },
       times: 1,
       reply: { content: 'Sure! I will remember.' },
     });
     await say(user, 'I also play the cello.');
-    await sleep(500);
-    assert.equal((await memoriesOf(s, id)).length, 2);
+    const cello = await s.t.db.query(
+      `SELECT max(id) AS id FROM messages WHERE content = 'I also play the cello.'`,
+    );
+    await until(
+      async () =>
+        (await s.t.db.query('SELECT memory_extracted_upto AS w FROM users WHERE id = $1', [id])).rows[0].w,
+      (w) => w >= cello.rows[0].id,
+    );
+    assert.deepEqual(await memoriesOf(s, id), ['The user lives in Porto.', 'The user has a cat named Miso.']);
   });
 
   it('the API: a key sees and deletes its own memories; admins see counts, content only if allowed', async () => {

@@ -142,8 +142,8 @@ export interface Exchange {
 }
 
 /**
- * The user's answered exchanges not yet read by the extraction job, newest `limit`, oldest first,
- * from chats where memory applies; `upto` is the newest message id considered (the next watermark).
+ * The user's answered exchanges not yet read by the extraction job, the oldest `limit`, from chats
+ * where memory applies; `upto` is the newest message id considered (the next watermark).
  */
 export async function pendingExchanges(
   db: Queryable,
@@ -158,15 +158,25 @@ export async function pendingExchanges(
      JOIN conversations c ON c.id = q.conversation_id AND ($2 OR c.chat_type = 'direct')
      JOIN messages a ON a.reply_to = q.id AND a.status = 'complete'
      WHERE u.id = $1
-     ORDER BY q.id DESC LIMIT $3`,
+     ORDER BY q.id LIMIT $3`,
     [userId, opts.inGroups, opts.limit],
   );
-  const upto = rows.length ? rows[0]!.id : 0;
+  const upto = rows.length ? rows[rows.length - 1]!.id : 0;
   return {
-    exchanges: rows.reverse().map((r) => ({ id: r.id, question: r.q, answer: r.a })),
+    exchanges: rows.map((r) => ({ id: r.id, question: r.q, answer: r.a })),
     upto,
     watermark: rows[0]?.watermark ?? 0,
   };
+}
+
+/** Marks everything the user has said so far as read by the extraction (after a forget). */
+export async function skipPendingExchanges(db: Queryable, userId: number): Promise<void> {
+  await db.query(
+    `UPDATE users SET memory_extracted_upto = GREATEST(memory_extracted_upto,
+       COALESCE((SELECT max(id) FROM messages WHERE user_id = $1 AND role = 'user'), 0))
+     WHERE id = $1`,
+    [userId],
+  );
 }
 
 export async function advanceWatermark(db: Queryable, userId: number, upto: number): Promise<void> {
