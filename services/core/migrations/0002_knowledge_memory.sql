@@ -6,6 +6,9 @@ BEGIN
   IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') THEN
     CREATE EXTENSION IF NOT EXISTS vector;
   END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+  -- pgvector is not a trusted extension: a role that may not create it gets the in-process scan
+  RAISE NOTICE 'pgvector is installed but this role may not create the extension; vectors will be scanned by core';
 END
 $$;
 
@@ -90,3 +93,5 @@ CREATE INDEX memories_user ON memories (user_id, id);
 
 -- the last message of the user whose exchange the extraction job has read
 ALTER TABLE users ADD COLUMN memory_extracted_upto bigint NOT NULL DEFAULT 0;
+-- a user's own messages, newest first (the extraction reads those after its watermark)
+CREATE INDEX messages_user ON messages (user_id, id) WHERE role = 'user';

@@ -89,12 +89,22 @@ export async function startCore(
     inbound.on('error', (err) => log.error('inbound worker error', { error: err.message }));
     const maintenance = maintenanceQueue(redis, config.redisPrefix);
     await maintenance.upsertJobScheduler('hourly', { every: 3_600_000 }, { name: 'upkeep' });
-    const upkeep = maintenanceWorker(redis, config.redisPrefix, maintenanceHandler(db, config, log));
+    const upkeep = maintenanceWorker(
+      redis,
+      config.redisPrefix,
+      maintenanceHandler(db, config, log, () => knowledge.requeueUnfinished()),
+    );
     upkeep.on('error', (err) => log.error('maintenance worker error', { error: err.message }));
     workers.push(inbound, upkeep);
     await maintenance.close();
     knowledge.startWorker();
     memory.startWorker();
+    knowledge
+      .warm()
+      .catch((err: Error) => log.warn('could not load the knowledge-base vectors', { error: err.message }));
+    knowledge
+      .requeueUnfinished()
+      .catch((err: Error) => log.warn('could not re-queue unfinished ingestions', { error: err.message }));
   }
 
   const app = createApp({
@@ -143,7 +153,9 @@ export async function startCore(
       ]);
       if (timedOut) await Promise.all(workers.map((w) => w.close(true)));
       server.closeAllConnections();
-      await Promise.all([knowledge.close(), memory.close(), prepare.close()]);
+      // the ingestion hands its document back first; only then may the preparer's thread go
+      await Promise.all([knowledge.close(), memory.close()]);
+      await prepare.close();
       await outbound.close();
       await backlog.close();
       await signals.close();

@@ -24,7 +24,12 @@ export function rangeEnd(s: string | undefined): Date | undefined {
 export const limitParam = (max: number, fallback: number) =>
   z.coerce.number().int().min(1).max(max).default(fallback).describe(`Rows per page (at most ${max}).`);
 
-export const UserIdParam = z.coerce.number().int().positive();
+/** A bigint id in a path or query: positive and exact in JavaScript (Postgres would refuse larger). */
+export const IdParam = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+export const UserIdParam = IdParam;
+
+/** Text that Postgres can store: it refuses NUL characters (they end C strings). */
+export const StoredText = z.string().refine((s) => !s.includes('\u0000'), 'must not contain NUL characters');
 
 export const UuidPath = z.object({ id: z.uuid() });
 export const UserIdPath = z.object({ id: UserIdParam });

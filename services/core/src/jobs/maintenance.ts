@@ -4,12 +4,21 @@ import { pruneAudit } from '../repositories/audit.ts';
 import type { Db } from '../repositories/db.ts';
 import { expirePairing } from '../repositories/pairing.ts';
 
-/** Hourly upkeep, run by one process at a time: audit retention and pairing-code expiry. */
-export function maintenanceHandler(db: Db, config: CoreConfig, log: Logger) {
-  return async (): Promise<{ audit: number; pairing: number }> => {
+/**
+ * Hourly upkeep, run by one process at a time: audit retention, pairing-code expiry, and document
+ * ingestions that lost their job.
+ */
+export function maintenanceHandler(
+  db: Db,
+  config: CoreConfig,
+  log: Logger,
+  requeueIngestions: () => Promise<number> = async () => 0,
+) {
+  return async (): Promise<{ audit: number; pairing: number; ingestions: number }> => {
     const audit = await pruneAudit(db, config.audit.retention_days);
     const pairing = await expirePairing(db);
+    const ingestions = await requeueIngestions();
     if (audit || pairing) log.info('maintenance', { auditDeleted: audit, pairingExpired: pairing });
-    return { audit, pairing };
+    return { audit, pairing, ingestions };
   };
 }

@@ -95,11 +95,18 @@ export async function documentForIngest(
   db: Queryable,
   id: number,
 ): Promise<
-  | { version: number; original: Buffer; filename: string | null; mime: string | null; format: string }
+  | {
+      version: number;
+      active_version: number | null;
+      original: Buffer;
+      filename: string | null;
+      mime: string | null;
+      format: string;
+    }
   | undefined
 > {
   const { rows } = await db.query(
-    `SELECT version, original, filename, mime, format FROM kb_documents WHERE id = $1`,
+    `SELECT version, active_version, original, filename, mime, format FROM kb_documents WHERE id = $1`,
     [id],
   );
   return rows[0] as never;
@@ -199,7 +206,11 @@ export async function activateVersion(
       await client.query('ROLLBACK');
       return false;
     }
-    await client.query(`DELETE FROM kb_chunks WHERE document_id = $1 AND version <> $2`, [id, version]);
+    await client.query(`DELETE FROM kb_chunks WHERE document_id = $1 AND (version <> $2 OR position >= $3)`, [
+      id,
+      version,
+      p.chunkCount,
+    ]);
     await client.query(`UPDATE kb_state SET generation = generation + 1`);
     await client.query('COMMIT');
     return true;
@@ -232,6 +243,20 @@ export async function dropInactiveChunks(db: Queryable, id: number, version: num
   );
 }
 
+/** Document versions still being ingested whose last change is older than `idleMs`. */
+export async function unfinishedVersions(
+  db: Queryable,
+  idleMs: number,
+): Promise<Array<{ id: number; version: number }>> {
+  const { rows } = await db.query<{ id: number; version: number }>(
+    `SELECT id, version FROM kb_documents
+     WHERE status IN ('queued', 'extracting', 'embedding') AND updated_at < now() - make_interval(secs => $1)
+     ORDER BY id LIMIT 1000`,
+    [idleMs / 1000],
+  );
+  return rows;
+}
+
 export async function generation(db: Queryable): Promise<number> {
   const { rows } = await db.query<{ generation: number }>({
     name: 'core.kb.generation',
@@ -248,17 +273,18 @@ export async function activeVersions(db: Queryable): Promise<Map<number, number>
   return new Map(rows.map((r) => [r.id, r.active_version]));
 }
 
-/** A document version's embeddings of one model. */
+/** The embeddings of one model of the given document versions. */
 export async function chunkVectors(
   db: Queryable,
-  documentId: number,
-  version: number,
+  versions: Array<[documentId: number, version: number]>,
   model: string,
-): Promise<Array<{ id: number; embedding: Buffer }>> {
-  const { rows } = await db.query<{ id: number; embedding: Buffer }>(
-    `SELECT id, embedding FROM kb_chunks
-     WHERE document_id = $1 AND version = $2 AND embedding_model = $3 AND embedding IS NOT NULL`,
-    [documentId, version, model],
+): Promise<Array<{ id: number; document_id: number; embedding: Buffer }>> {
+  const { rows } = await db.query<{ id: number; document_id: number; embedding: Buffer }>(
+    `SELECT c.id, c.document_id, c.embedding
+     FROM unnest($1::bigint[], $2::int[]) AS v(document_id, version)
+     JOIN kb_chunks c ON c.document_id = v.document_id AND c.version = v.version
+     WHERE c.embedding_model = $3 AND c.embedding IS NOT NULL`,
+    [versions.map((v) => v[0]), versions.map((v) => v[1]), model],
   );
   return rows;
 }
@@ -386,9 +412,8 @@ export function float32ToBytes(v: Float32Array): Buffer {
 }
 
 export function bytesToFloat32(b: Buffer): Float32Array {
-  const out = new Float32Array(b.byteLength / 4);
-  for (let i = 0; i < out.length; i++) out[i] = b.readFloatLE(i * 4);
-  return out;
+  // one copy into an aligned buffer (x86 and ARM are little-endian, as the stored bytes)
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
 /** pgvector's text form: [1,2,3]. */

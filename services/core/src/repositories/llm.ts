@@ -99,6 +99,8 @@ export class LlmClient {
       }
       if (out.some((v) => !v || v.length === 0 || v.length !== out[0]!.length))
         throw new ModelError('failed', 'the embedding model answered with missing or uneven vectors');
+      if (out.some((v) => v.some((x) => !Number.isFinite(x))))
+        throw new ModelError('failed', 'the embedding model answered with vectors that are not numbers');
       return out;
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;

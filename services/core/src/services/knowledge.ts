@@ -8,7 +8,7 @@ import {
   VectorScanIndex,
 } from '@pincer/knowledge';
 import { AppError, type Logger, QueueName } from '@pincer/shared';
-import { type Job, Queue, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { CoreConfig } from '../config.ts';
 import type { Db } from '../repositories/db.ts';
@@ -33,6 +33,7 @@ import {
   pgvectorCandidates,
   setProgress,
   textCandidates,
+  unfinishedVersions,
 } from '../repositories/knowledge.ts';
 import { type LlmClient, ModelError } from '../repositories/llm.ts';
 import type { CoreMetrics } from './metrics.ts';
@@ -66,6 +67,9 @@ interface KnowledgeDeps {
   metrics?: CoreMetrics;
 }
 
+// BullMQ job ids may not contain ':'
+const jobIdOf = (documentId: number, version: number) => `doc-${documentId}-v${version}`;
+
 interface IngestJob {
   documentId: number;
   version: number;
@@ -83,6 +87,7 @@ export class KnowledgeBase {
   private worker: Worker<IngestJob> | undefined;
   private workerConnection: Redis | undefined;
   private pgvector: boolean | undefined;
+  private closing = false;
   private readonly hnswReady = new Set<number>();
   private readonly scan: ScanStore;
 
@@ -110,7 +115,7 @@ export class KnowledgeBase {
 
   /** Starts ingesting in this process. */
   startWorker(): void {
-    this.worker = new Worker<IngestJob>(QueueName.Knowledge, (job) => this.ingest(job), {
+    this.worker = new Worker<IngestJob>(QueueName.Knowledge, (job, token) => this.ingest(job, token), {
       connection: (this.workerConnection = this.d.redis.duplicate({ maxRetriesPerRequest: null })),
       prefix: this.d.config.redisPrefix,
       concurrency: this.cfg.ingest_concurrency,
@@ -118,6 +123,35 @@ export class KnowledgeBase {
       lockDuration: 60_000,
     });
     this.worker.on('error', (err) => this.d.log.error('knowledge worker error', { error: err.message }));
+    // the last attempt failed outside the job's own handling (stalled twice, a database error):
+    // the document must not stay "embedding" for ever
+    this.worker.on('failed', (job, err) => {
+      if (!job || err.name === 'DelayedError' || job.attemptsMade < (job.opts.attempts ?? 1)) return;
+      const { documentId, version } = job.data;
+      setProgress(this.d.db, documentId, version, { status: 'failed', error: err.message })
+        .then((changed) => changed && this.d.metrics?.knowledgeDocuments.inc({ outcome: 'failed' }))
+        .catch(() => {});
+    });
+  }
+
+  /**
+   * Queues again every ingestion that is not finished and has no job (Redis lost it, or the queueing
+   * failed after the document was stored). Job ids are per version, so a version with a job is left
+   * alone. Run at start and hourly.
+   */
+  async requeueUnfinished(): Promise<number> {
+    const pending = await unfinishedVersions(this.d.db, 60_000);
+    let queued = 0;
+    for (const p of pending) {
+      const existing = await this.queue.getJob(jobIdOf(p.id, p.version));
+      const state = existing ? await existing.getState() : undefined;
+      if (state && state !== 'completed' && state !== 'failed' && state !== 'unknown') continue;
+      if (existing) await existing.remove().catch(() => {});
+      await this.enqueue(p.id, p.version);
+      queued++;
+    }
+    if (queued) this.d.log.info('re-queued unfinished document ingestions', { queued });
+    return queued;
   }
 
   /** Stores a document and queues its ingestion; the file type is checked here, its content by the job. */
@@ -180,16 +214,17 @@ export class KnowledgeBase {
   }
 
   private async enqueue(documentId: number, version: number): Promise<void> {
-    // BullMQ job ids may not contain ':'
-    await this.queue.add('ingest', { documentId, version }, { jobId: `doc-${documentId}-v${version}` });
+    await this.queue.add('ingest', { documentId, version }, { jobId: jobIdOf(documentId, version) });
   }
 
   /** The ingestion job: prepare in the worker thread, embed in batches, store, then activate. */
-  private async ingest(job: Job<IngestJob>): Promise<unknown> {
+  private async ingest(job: Job<IngestJob>, token?: string): Promise<unknown> {
     const { documentId, version } = job.data;
     const { db, llm, log } = this.d;
     const src = await documentForIngest(db, documentId);
     if (!src || src.version !== version) return { skipped: 'superseded' };
+    // a re-run after this version was activated (the process died before the job was marked done)
+    if (src.active_version === version) return { skipped: 'already ingested' };
     const started = performance.now();
     await setProgress(db, documentId, version, { status: 'extracting' });
     let prepared;
@@ -202,8 +237,10 @@ export class KnowledgeBase {
         chunking: { maxTokens: this.cfg.chunk_tokens, overlapTokens: this.cfg.overlap_tokens },
       });
     } catch (err) {
+      // the preparer stopped (shutdown, a crash, a timeout): try again, as for any other failure
+      if (!(err instanceof ExtractionError)) throw err;
       // a file that cannot be read will not become readable by retrying
-      const message = err instanceof ExtractionError ? `${err.code}: ${err.message}` : (err as Error).message;
+      const message = `${err.code}: ${err.message}`;
       await setProgress(db, documentId, version, { status: 'failed', error: message });
       this.d.metrics?.knowledgeDocuments.inc({ outcome: 'failed' });
       log.warn('document could not be read', { documentId, error: message });
@@ -223,6 +260,11 @@ export class KnowledgeBase {
     const batch = this.cfg.embedding_batch;
     try {
       for (let i = 0; i < chunks.length; i += batch) {
+        // shutting down: hand the document back (the next run continues; stored batches are kept)
+        if (this.closing && token) {
+          await job.moveToDelayed(Date.now() + 1_000, token);
+          throw new DelayedError();
+        }
         const part = chunks.slice(i, i + batch);
         const vectors = await llm.embed(
           model,
@@ -341,8 +383,14 @@ export class KnowledgeBase {
     return this.scan.search(embedding!, depth, this.cfg.min_similarity);
   }
 
-  /** Stops ingesting (the job in progress is taken over by another process or retried). */
+  /** Without pgvector: loads every process's vector copy at start rather than on the first question. */
+  async warm(): Promise<void> {
+    if (!(await this.usesPgvector())) await this.scan.warm();
+  }
+
+  /** Stops ingesting: a document being embedded is handed back after its current batch. */
   async close(): Promise<void> {
+    this.closing = true;
     await this.worker?.close();
     await this.workerConnection?.quit().catch(() => this.workerConnection?.disconnect());
     await this.queue.close();
@@ -382,8 +430,18 @@ class ScanStore {
     minScore: number,
   ): Promise<Array<{ id: number; score: number }>> {
     await this.sync();
-    if (!this.index || this.index.dims !== query.length) return [];
+    if (!this.index) return [];
+    // vectors stored by another model size than the query's: the documents need a re-ingest
+    if (this.index.dims !== query.length)
+      throw new Error(
+        `the stored vectors have ${this.index.dims} dimensions, the embedding model now gives ${query.length}: re-ingest the documents`,
+      );
     return this.index.search(query, k, minScore);
+  }
+
+  /** Loads the vectors ahead of the first question (at start), so no chat waits for it. */
+  warm(): Promise<void> {
+    return this.sync();
   }
 
   private sync(): Promise<void> {
@@ -398,19 +456,27 @@ class ScanStore {
     if (gen === this.loadedGeneration) return;
     const active = await activeVersions(this.db);
     for (const [id, held] of this.docs) if (active.get(id) !== held.version) this.forget(id);
-    for (const [id, version] of active) {
-      if (this.docs.has(id)) continue;
-      const rows = await chunkVectors(this.db, id, version, this.model);
-      const ids: number[] = [];
+    const wanted = [...active].filter(([id]) => !this.docs.has(id));
+    // documents in batches: one query per hundred documents, not one per document
+    for (let i = 0; i < wanted.length; i += 100) {
+      const part = wanted.slice(i, i + 100);
+      const rows = await chunkVectors(this.db, part, this.model);
+      const held = new Map(part.map(([id, version]) => [id, { version, ids: [] as number[] }]));
       for (const r of rows) {
         const v = bytesToFloat32(r.embedding);
         this.index ??= new VectorScanIndex(v.length);
-        // one model gives one size; a row of another size predates a change of the model's output
+        // one model gives one size; the most common size wins (the rest predates a model change)
         if (v.length !== this.index.dims) continue;
-        this.index.add(r.id, v);
-        ids.push(r.id);
+        try {
+          this.index.add(r.id, v);
+        } catch {
+          continue; // a vector with NaN or infinite components is left out, not fatal
+        }
+        held.get(r.document_id)!.ids.push(r.id);
       }
-      this.docs.set(id, { version, ids });
+      for (const [id, h] of held) this.docs.set(id, h);
+      // long loads yield to the chats between batches
+      await new Promise((r) => setImmediate(r));
     }
     this.loadedGeneration = gen;
   }

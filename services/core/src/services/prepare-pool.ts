@@ -18,12 +18,25 @@ export class PreparePool {
   private nextId = 0;
   private closed = false;
 
-  prepare(input: PrepareInput): Promise<PreparedDocument> {
+  /** Prepares one document; a document that takes longer than `timeoutMs` stops the thread and fails. */
+  prepare(input: PrepareInput, timeoutMs = 300_000): Promise<PreparedDocument> {
     if (this.closed) return Promise.reject(new Error('the document preparer is closed'));
     const w = this.start();
     const id = ++this.nextId;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      // a parser stuck on a hostile file must not hold the ingestion (and its job lock) for ever
+      const timer = setTimeout(() => {
+        if (!this.pending.has(id)) return;
+        this.pending.delete(id);
+        reject(new Error(`reading the document took longer than ${Math.round(timeoutMs / 1000)} s`));
+        if (this.worker === w) this.worker = undefined;
+        void w.terminate();
+      }, timeoutMs);
+      timer.unref();
+      this.pending.set(id, {
+        resolve: (d) => (clearTimeout(timer), resolve(d)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
       w.postMessage({ id, input });
     });
   }
@@ -51,7 +64,7 @@ export class PreparePool {
       },
     );
     const fail = (err: Error) => {
-      this.worker = undefined;
+      if (this.worker === w) this.worker = undefined;
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
     };

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { knowledgeStats, listDocuments, type KbDocument } from '../../repositories/knowledge.ts';
 import { writeAudit } from '../../repositories/audit.ts';
 import { type Route, route } from '../route.ts';
-import { limitParam, Timestamp } from '../schemas.ts';
+import { IdParam, limitParam, StoredText, Timestamp } from '../schemas.ts';
 import type { Caller, HttpDeps } from '../types.ts';
 
 const EDITORS = ['operator'] as const;
@@ -12,6 +12,7 @@ const STATUSES = ['queued', 'extracting', 'embedding', 'ready', 'failed'] as con
 const Metadata = z
   .record(z.string().max(100), z.unknown())
   .refine((m) => JSON.stringify(m).length <= 16_384, 'metadata must be at most 16 KB as JSON')
+  .refine((m) => !JSON.stringify(m).includes('\\u0000'), 'metadata must not contain NUL characters')
   .describe('Free-form JSON object kept with the document (source URL, owner, tags).');
 
 const DocumentBody = z.object({
@@ -53,7 +54,7 @@ function present(d: KbDocument) {
   return { ...rest, progress: { chunks_total, chunks_done, percent } };
 }
 
-const IdPath = z.object({ id: z.coerce.number().int().positive() });
+const IdPath = z.object({ id: IdParam });
 
 const Hit = z.object({
   chunk_id: z.number().int(),
@@ -99,8 +100,8 @@ export const knowledgeRoutes: Route[] = [
     roles: EDITORS,
     maxBodyBytes: (deps) => deps.config.knowledge.max_document_bytes + 64 * 1024,
     body: z.object({
-      title: z.string().trim().min(1).max(500),
-      content: z.string().min(1),
+      title: StoredText.pipe(z.string().trim().min(1).max(500)),
+      content: StoredText.pipe(z.string().min(1)),
       metadata: Metadata.optional(),
     }),
     response: { status: 202, description: 'The stored document, queued.', schema: DocumentBody },
@@ -122,7 +123,7 @@ export const knowledgeRoutes: Route[] = [
     roles: EDITORS,
     upload: { field: 'file', maxBytes: (deps) => deps.config.knowledge.max_document_bytes },
     body: z.object({
-      title: z.string().trim().min(1).max(500).optional(),
+      title: StoredText.pipe(z.string().trim().min(1).max(500)).optional(),
       metadata: z
         .string()
         .optional()
@@ -168,9 +169,9 @@ export const knowledgeRoutes: Route[] = [
     roles: EDITORS,
     query: z.object({
       status: z.enum(STATUSES).optional(),
-      q: z.string().min(1).max(200).optional().describe('Part of the title or file name.'),
+      q: StoredText.pipe(z.string().min(1).max(200)).optional().describe('Part of the title or file name.'),
       limit: limitParam(500, 100),
-      before: z.coerce.number().int().positive().optional().describe('next_before of the previous page.'),
+      before: IdParam.optional().describe('next_before of the previous page.'),
     }),
     response: {
       description: 'Documents, with totals.',
@@ -256,7 +257,7 @@ export const knowledgeRoutes: Route[] = [
     summary: 'Search the knowledge base (hybrid: vectors and full text, fused)',
     roles: EDITORS,
     body: z.object({
-      query: z.string().trim().min(1).max(4000),
+      query: StoredText.pipe(z.string().trim().min(1).max(4000)),
       top_k: z.number().int().min(1).max(50).default(5),
       mode: z.enum(['hybrid', 'vector', 'text']).default('hybrid'),
     }),

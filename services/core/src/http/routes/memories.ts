@@ -4,7 +4,7 @@ import { writeAudit } from '../../repositories/audit.ts';
 import { countMemories, deleteMemories, listMemories } from '../../repositories/memories.ts';
 import { MAX_FACT } from '../../services/memory.ts';
 import { type Route, route } from '../route.ts';
-import { Timestamp, UserIdPath } from '../schemas.ts';
+import { IdParam, StoredText, Timestamp, UserIdPath } from '../schemas.ts';
 
 const ANYONE = ['operator', 'auditor', 'user'] as const;
 
@@ -18,7 +18,7 @@ const MemoryBody = z.object({
   updated_at: Timestamp,
 });
 
-const MemoryIdPath = z.object({ id: z.coerce.number().int().positive() });
+const MemoryIdPath = z.object({ id: IdParam });
 
 export const memoryRoutes: Route[] = [
   route({
@@ -43,7 +43,7 @@ export const memoryRoutes: Route[] = [
     tag: 'memory',
     summary: 'Remember a fact about the caller (as /remember does in a chat)',
     roles: ANYONE,
-    body: z.object({ content: z.string().trim().min(1).max(MAX_FACT) }),
+    body: z.object({ content: StoredText.pipe(z.string().trim().min(1).max(MAX_FACT)) }),
     response: {
       status: 201,
       description: 'The memory (an existing one if the fact was known).',
