@@ -69,6 +69,13 @@ BEGIN
 END
 $$;
 
+-- how many active chunks hold each lexeme, kept with every activation and delete: a search leaves
+-- out the query's most common terms rather than have Postgres rank most of the knowledge base
+CREATE TABLE kb_lexemes (
+  lexeme  text PRIMARY KEY,
+  chunks  integer NOT NULL
+);
+
 -- bumped by every change queries can see, so each core process knows when to refresh its vectors
 CREATE TABLE kb_state (
   id          boolean PRIMARY KEY DEFAULT true CHECK (id),

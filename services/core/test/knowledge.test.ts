@@ -315,6 +315,15 @@ describe('knowledge base (real Postgres, llm-proxy and the mock model)', () => {
       audit.rows.map((r) => r.kind),
       ['knowledge.add', 'knowledge.reingest', 'knowledge.delete'],
     );
+    // the lexeme counts the text search budgets with follow every activation and delete exactly
+    const drift = await s.t.db.query(
+      `SELECT count(*)::int AS n FROM
+         (SELECT word, ndoc FROM ts_stat('SELECT c.fts FROM kb_chunks c JOIN kb_documents d
+            ON d.id = c.document_id AND d.active_version = c.version')) s
+         FULL JOIN (SELECT lexeme, chunks FROM kb_lexemes WHERE chunks > 0) l ON l.lexeme = s.word
+       WHERE s.ndoc IS DISTINCT FROM l.chunks`,
+    );
+    assert.equal(drift.rows[0].n, 0);
   });
 
   it('another core process sees deletes and re-ingests (its vector copy follows the generation)', async () => {

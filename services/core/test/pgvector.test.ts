@@ -333,7 +333,7 @@ describe('knowledge repository on pgvector (PGlite)', () => {
     assert.deepEqual(parseVector(filled[0]!.vec), v);
     assert.equal(filled[0]!.dims, DIMS);
     assert.equal(filled[0]!.content, 'now with one');
-    assert.equal(await deleteDocument(db, scratch), true);
+    assert.equal(await deleteDocument(pool, scratch), true);
   });
 
   it('pgvectorCandidates finds the exact top 10 of the active chunks, ordered by score', async (t) => {
@@ -575,7 +575,7 @@ describe('knowledge repository on pgvector (PGlite)', () => {
       Array.from({ length: 60 }, () => near(rand, centres[7]!, 0.3)),
     );
     await activate(doc, 1, MODEL, gone.length);
-    assert.equal(await deleteDocument(db, doc), true);
+    assert.equal(await deleteDocument(pool, doc), true);
     active.delete(doc);
     const query = near(rand, centres[7]!, 0.3);
     const got = await pgvectorCandidates(pool, query, MODEL, 10, -1);

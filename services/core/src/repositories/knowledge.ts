@@ -195,6 +195,16 @@ export async function activateVersion(
   const client = await db.connect();
   try {
     await client.query('BEGIN');
+    const { rows: current } = await client.query<{ active_version: number | null }>(
+      'SELECT active_version FROM kb_documents WHERE id = $1 AND version = $2 FOR UPDATE',
+      [id, version],
+    );
+    if (!current[0]) {
+      await client.query('ROLLBACK');
+      return false;
+    }
+    const previous = current[0].active_version;
+    if (previous !== null && previous !== version) await countLexemes(client, id, previous, -1);
     const { rowCount } = await client.query(
       `UPDATE kb_documents SET active_version = version, status = 'ready', error = NULL, chunk_count = $3,
          chunks_done = $3, chunks_total = $3, characters = $4, embedding_model = $5, format = $6,
@@ -211,6 +221,7 @@ export async function activateVersion(
       version,
       p.chunkCount,
     ]);
+    if (previous !== version) await countLexemes(client, id, version, 1);
     await client.query(`UPDATE kb_state SET generation = generation + 1`);
     await client.query('COMMIT');
     return true;
@@ -223,14 +234,35 @@ export async function activateVersion(
 }
 
 /** Deletes a document and its chunks; false if there was none. */
-export async function deleteDocument(db: Queryable, id: number): Promise<boolean> {
-  const { rows } = await db.query<{ deleted: boolean }>(
-    `WITH d AS (DELETE FROM kb_documents WHERE id = $1 RETURNING id),
-       g AS (UPDATE kb_state SET generation = generation + 1 WHERE EXISTS (SELECT 1 FROM d) RETURNING 1)
-     SELECT EXISTS (SELECT 1 FROM d) AS deleted, (SELECT count(*) FROM g) AS bumped`,
-    [id],
-  );
-  return rows[0]!.deleted;
+export async function deleteDocument(db: Db, id: number): Promise<boolean> {
+  return transaction(db, async (client) => {
+    const { rows } = await client.query<{ active_version: number | null }>(
+      'SELECT active_version FROM kb_documents WHERE id = $1 FOR UPDATE',
+      [id],
+    );
+    if (!rows[0]) return false;
+    if (rows[0].active_version !== null) await countLexemes(client, id, rows[0].active_version, -1);
+    await client.query('DELETE FROM kb_documents WHERE id = $1', [id]);
+    await client.query('UPDATE kb_state SET generation = generation + 1');
+    return true;
+  });
+}
+
+/** Adds (1) or removes (-1) a document version's chunks to the lexeme counts. */
+async function countLexemes(db: Queryable, id: number, version: number, sign: 1 | -1): Promise<void> {
+  if (!Number.isSafeInteger(id) || !Number.isSafeInteger(version))
+    throw new RangeError('bad document version');
+  // ts_stat takes the query as text; both values are integers checked above
+  const stat = `SELECT word, ndoc FROM ts_stat('SELECT fts FROM kb_chunks WHERE document_id = ${id} AND version = ${version}') ORDER BY word`;
+  if (sign > 0)
+    await db.query(
+      `INSERT INTO kb_lexemes (lexeme, chunks) ${stat}
+       ON CONFLICT (lexeme) DO UPDATE SET chunks = kb_lexemes.chunks + EXCLUDED.chunks`,
+    );
+  else
+    await db.query(
+      `UPDATE kb_lexemes l SET chunks = GREATEST(0, l.chunks - s.ndoc) FROM (${stat}) s WHERE l.lexeme = s.word`,
+    );
 }
 
 /** Removes the chunks of versions that will never be activated (a failed ingestion). */
@@ -289,12 +321,41 @@ export async function chunkVectors(
   return rows;
 }
 
-/** Full-text candidates among the active chunks, best first. */
+/**
+ * Matches Postgres ranks for one search at most, roughly: a query's most common terms are left out
+ * beyond it (ts_rank reads every matching chunk's lexemes; a word in most chunks would make it rank
+ * most of the knowledge base, and such a word tells little about what is asked anyway).
+ */
+const TEXT_MATCH_BUDGET = 3000;
+
+/**
+ * Full-text candidates among the active chunks, best first: the query's lexemes ORed, rarest first
+ * within the match budget (see TEXT_MATCH_BUDGET); one-character Chinese prefixes only when no
+ * other term of the query is in the knowledge base.
+ */
 export async function textCandidates(
   db: Queryable,
-  tsquery: string,
+  query: { terms: string[]; prefixes: string[] },
   limit: number,
 ): Promise<Array<{ id: number; score: number }>> {
+  let chosen: string[] = [];
+  if (query.terms.length) {
+    const { rows } = await db.query<{ lexeme: string; chunks: number }>({
+      name: 'core.kb.lexemes',
+      text: 'SELECT lexeme, chunks FROM kb_lexemes WHERE lexeme = ANY($1::text[]) AND chunks > 0',
+      values: [query.terms],
+    });
+    rows.sort((a, b) => a.chunks - b.chunks || (a.lexeme < b.lexeme ? -1 : 1));
+    let budget = TEXT_MATCH_BUDGET;
+    for (const r of rows) {
+      // the rarest term always counts; further ones while the budget lasts
+      if (chosen.length > 0 && r.chunks > budget) break;
+      chosen.push(r.lexeme);
+      budget -= r.chunks;
+    }
+  }
+  if (chosen.length === 0) chosen = query.prefixes.map((p) => `${p}:*`);
+  if (chosen.length === 0) return [];
   const { rows } = await db.query<{ id: number; score: number }>({
     name: 'core.kb.text',
     text: `SELECT c.id, ts_rank(c.fts, q, 1) AS score
@@ -302,7 +363,7 @@ export async function textCandidates(
      JOIN kb_documents d ON d.id = c.document_id AND d.active_version = c.version
      WHERE c.fts @@ q
      ORDER BY score DESC, c.id LIMIT $2`,
-    values: [tsquery, limit],
+    values: [chosen.join(' | '), limit],
   });
   return rows;
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   detectFormat,
   ExtractionError,
-  ftsQuery,
+  ftsQueryTerms,
   fuseRankings,
   type PreparedChunk,
   VectorScanIndex,
@@ -328,7 +328,7 @@ export class KnowledgeBase {
     const topK = opts.topK ?? this.cfg.top_k;
     const mode = opts.mode ?? 'hybrid';
     const depth = Math.max(this.cfg.candidates, topK);
-    const tsquery = ftsQuery(query);
+    const terms = ftsQueryTerms(query);
     let vectorState: SearchResult['vector'] = mode === 'text' ? 'skipped' : 'ok';
     const [vector, text] = await Promise.all([
       mode === 'text'
@@ -340,7 +340,7 @@ export class KnowledgeBase {
             });
             return [] as Array<{ id: number; score: number }>;
           }),
-      mode === 'vector' || !tsquery ? Promise.resolve([]) : textCandidates(this.d.db, tsquery, depth),
+      mode === 'vector' ? Promise.resolve([]) : textCandidates(this.d.db, terms, depth),
     ]);
     const fused = fuseRankings([
       vector.map((v) => ({ id: String(v.id), score: v.score })),
