@@ -111,10 +111,17 @@ interface Lexemes {
   prefixes: string[];
 }
 
+// Question phrases are cut out of a query's Chinese before bigrams are made: 是什么 would otherwise
+// also give 是什, a bigram no document has, which looks like the query's most telling term.
+const QUESTION_PHRASES =
+  /为什么|是什么|什么|怎么样|怎么|怎样|如何|多少|哪些|哪个|哪里|哪儿|请问|是否|有没有|吗|呢/gu;
+
 function segment(text: string, forQuery: boolean): Lexemes {
   const terms: string[] = [];
   const prefixes: string[] = [];
-  const normalised = text.normalize('NFKC');
+  const normalised = forQuery
+    ? text.normalize('NFKC').replace(QUESTION_PHRASES, ' ')
+    : text.normalize('NFKC');
   for (const m of normalised.matchAll(TOKEN_RE)) {
     if (m[1] !== undefined) {
       const chars = [...m[1]];

@@ -11,7 +11,9 @@ test('mixed Chinese and English text: Han bigrams plus the run end, Latin words 
 });
 
 test('queries OR their lexemes, drop question words and use a prefix for one character', () => {
-  assert.equal(ftsQuery('年假有多少天？'), '年假 | 假有 | 有多 | 少天');
+  // question phrases are cut out before bigrams: no 有多 or 少天, which no document has
+  assert.equal(ftsQuery('年假有多少天？'), '年假 | 假有 | 天:*');
+  assert.equal(ftsQuery('虚位密码是什么？'), '虚位 | 位密 | 密码');
   assert.equal(ftsQuery('How many leave days do I get?'), 'leave | day | get');
   assert.equal(ftsQuery('茶'), '茶:*');
   assert.equal(ftsQuery('what is it'), 'what | is | it');

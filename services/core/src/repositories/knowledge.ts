@@ -354,16 +354,19 @@ export async function textCandidates(
       budget -= r.chunks;
     }
   }
-  if (chosen.length === 0) chosen = query.prefixes.map((p) => `${p}:*`);
+  const prefixes = query.prefixes.map((p) => `${p}:*`);
+  if (chosen.length === 0) chosen = prefixes;
   if (chosen.length === 0) return [];
+  // chunks are matched by the chosen terms but ranked by the whole query: a common word still
+  // counts for the chunks that have it
   const { rows } = await db.query<{ id: number; score: number }>({
     name: 'core.kb.text',
-    text: `SELECT c.id, ts_rank(c.fts, q, 1) AS score
-     FROM to_tsquery('simple', $1) q, kb_chunks c
+    text: `SELECT c.id, ts_rank(c.fts, whole, 1) AS score
+     FROM to_tsquery('simple', $1) q, to_tsquery('simple', $2) whole, kb_chunks c
      JOIN kb_documents d ON d.id = c.document_id AND d.active_version = c.version
      WHERE c.fts @@ q
-     ORDER BY score DESC, c.id LIMIT $2`,
-    values: [chosen.join(' | '), limit],
+     ORDER BY score DESC, c.id LIMIT $3`,
+    values: [chosen.join(' | '), [...query.terms, ...prefixes].join(' | '), limit],
   });
   return rows;
 }
