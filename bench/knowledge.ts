@@ -699,13 +699,13 @@ async function coreTextQuery(
   db: Db,
   query: string,
   limit: number,
-): Promise<{ sql: string; tsquery: string } | undefined> {
-  let seen: { sql: string; tsquery: string } | undefined;
+): Promise<{ sql: string; tsquery: string; values: unknown[] } | undefined> {
+  let seen: { sql: string; tsquery: string; values: unknown[] } | undefined;
   const spy = {
     query: (q: unknown, values?: unknown) => {
       const c = q as { name?: string; text: string; values: unknown[] };
       if (c && typeof c === 'object' && c.name === 'core.kb.text')
-        seen = { sql: c.text, tsquery: String(c.values[0]) };
+        seen = { sql: c.text, tsquery: String(c.values[0]), values: c.values };
       return (db.query as (a: unknown, b?: unknown) => Promise<unknown>)(q, values);
     },
   } as unknown as Queryable;
@@ -721,14 +721,14 @@ async function coreTextQuery(
 async function explainText(
   db: Db,
   sql: string,
-  tsquery: string,
-  limit: number,
+  values: unknown[],
 ): Promise<{ generic: string; custom: string }> {
   const client = await db.connect();
   const plan = (rows: Array<Record<string, string>>) => rows.map((r) => r['QUERY PLAN']).join('\n');
   try {
     await client.query(`PREPARE bench_text AS ${sql}`);
-    const exec = `EXECUTE bench_text(${client.escapeLiteral(tsquery)}, ${Number(limit)})`;
+    const args = values.map((v) => (typeof v === 'number' ? String(v) : client.escapeLiteral(String(v))));
+    const exec = `EXECUTE bench_text(${args.join(', ')})`;
     for (let i = 0; i < 6; i++) await client.query(exec);
     const generic = plan((await client.query(`EXPLAIN (ANALYZE, BUFFERS) ${exec}`)).rows);
     await client.query('SET plan_cache_mode = force_custom_plan');
@@ -823,7 +823,7 @@ async function measure(
             )
           ).rows[0]!.n
         : 0;
-    const sent: Array<{ sql: string; tsquery: string } | undefined> = [];
+    const sent: Array<{ sql: string; tsquery: string; values: unknown[] } | undefined> = [];
     const ranked: number[] = [];
     const matches: number[] = [];
     for (const q of queries) {
@@ -867,7 +867,7 @@ async function measure(
       matches: matches[i]!,
     }));
     const slowest = sent[order[0]?.[1] ?? -1];
-    const explain = slowest ? await explainText(db, slowest.sql, slowest.tsquery, depth) : undefined;
+    const explain = slowest ? await explainText(db, slowest.sql, slowest.values) : undefined;
     const { rows: size } = await db.query<{ bytes: string }>(
       `SELECT pg_total_relation_size('kb_chunks') AS bytes`,
     );
