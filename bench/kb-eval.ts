@@ -10,17 +10,13 @@
  * Everything it creates (database, Redis keys under its own prefix, servers) is removed at the end.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { evaluateRetrieval, loadEvalSet } from '@pincer/knowledge';
-import { startMockServer } from '@pincer/mock-inference';
 import { createLogger } from '@pincer/shared';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { stringify } from 'yaml';
 import { EVAL_CHUNKING } from '../packages/knowledge/src/reference-retriever.ts';
 import { loadConfig } from '../services/core/src/config.ts';
 import { createPool } from '../services/core/src/repositories/db.ts';
@@ -29,8 +25,7 @@ import { migrate } from '../services/core/src/repositories/migrations.ts';
 import { KnowledgeBase, type SearchMode } from '../services/core/src/services/knowledge.ts';
 import { PreparePool } from '../services/core/src/services/prepare-pool.ts';
 import { writeConfigDir } from '../services/core/test/db-harness.ts';
-import { loadConfig as loadProxyConfig } from '../services/llm-proxy/src/config.ts';
-import { startProxy } from '../services/llm-proxy/src/proxy.ts';
+import { startEmbeddingBackend } from './embedding-backend.ts';
 import { REDIS_URL } from './lib.ts';
 
 const { values } = parseArgs({
@@ -68,43 +63,8 @@ async function main() {
   const set = await loadEvalSet();
   const quiet = (service: string) => createLogger({ service, level: 'error' });
 
-  const mock = await startMockServer({ flavor: 'vllm', embeddingDims: dims });
-  cleanups.push(() => mock.close());
-  const proxyDir = mkdtempSync(path.join(tmpdir(), 'pincer-kb-eval-proxy-'));
-  writeFileSync(
-    path.join(proxyDir, 'config.yaml'),
-    stringify({ llm_proxy: { active_health_checks: false } }),
-  );
-  writeFileSync(
-    path.join(proxyDir, 'models.yml'),
-    stringify({
-      providers: {
-        p: {
-          type: 'openai',
-          nodes: [{ url: `${mock.url}/v1`, max_concurrency: 64 }],
-          retries: { attempts: 0, backoff_ms: 1 },
-        },
-      },
-      models: {
-        small: { provider: 'p', model_id: 'small-model', context_window: 8192, max_tokens: 512 },
-        [MODEL]: {
-          provider: 'p',
-          model_id: 'embed-model',
-          context_window: 8192,
-          max_tokens: 1,
-          capabilities: ['embeddings'],
-        },
-      },
-      routing: { default_model: 'small' },
-    }),
-  );
-  const proxy = await startProxy(
-    loadProxyConfig({ PINCER_CONFIG_DIR: proxyDir, LLM_PROXY_API_KEY: PROXY_KEY }),
-    quiet('llm-proxy'),
-    { host: '127.0.0.1', port: 0 },
-  );
-  rmSync(proxyDir, { recursive: true, force: true }); // read once, at start
-  cleanups.push(() => proxy.shutdown(500));
+  const backend = await startEmbeddingBackend({ dims, model: MODEL, apiKey: PROXY_KEY });
+  cleanups.push(() => backend.close());
 
   // a database of its own, migrated, dropped at the end
   const dbName = `pincer_kb_eval_${randomBytes(5).toString('hex')}`;
@@ -149,7 +109,7 @@ async function main() {
   const config = loadConfig({
     DATABASE_URL: u.toString(),
     REDIS_URL,
-    LLM_PROXY_URL: `${proxy.url}/v1`,
+    LLM_PROXY_URL: `${backend.url}/v1`,
     LLM_PROXY_API_KEY: PROXY_KEY,
     PINCER_CONFIG_DIR: configDir,
   });

@@ -19,18 +19,17 @@
  * Prints Markdown tables and writes bench/results/knowledge.json.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { ftsQuery, ftsQueryTerms, type PreparedChunk, prepareDocument } from '@pincer/knowledge';
-import { embedText, startMockServer } from '@pincer/mock-inference';
+import { embedText } from '@pincer/mock-inference';
 import { createLogger } from '@pincer/shared';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { stringify } from 'yaml';
 import { type CoreConfig, loadConfig } from '../services/core/src/config.ts';
 import { createPool, type Db, type Queryable } from '../services/core/src/repositories/db.ts';
 import {
@@ -45,8 +44,7 @@ import { migrate } from '../services/core/src/repositories/migrations.ts';
 import { KnowledgeBase, type SearchMode } from '../services/core/src/services/knowledge.ts';
 import { PreparePool } from '../services/core/src/services/prepare-pool.ts';
 import { writeConfigDir } from '../services/core/test/db-harness.ts';
-import { loadConfig as loadProxyConfig } from '../services/llm-proxy/src/config.ts';
-import { startProxy } from '../services/llm-proxy/src/proxy.ts';
+import { startEmbeddingBackend } from './embedding-backend.ts';
 import { fmt, pct, REDIS_URL, root } from './lib.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -569,44 +567,10 @@ interface EndToEnd {
 }
 
 async function endToEnd(corpus: Corpus, redis: Redis): Promise<EndToEnd> {
-  const mock = await startMockServer({ flavor: 'vllm', embeddingDims: DIMS });
-  const proxyDir = mkdtempSync(path.join(tmpdir(), 'pincer-bench-kb-proxy-'));
-  writeFileSync(
-    path.join(proxyDir, 'config.yaml'),
-    stringify({ llm_proxy: { active_health_checks: false } }),
-  );
-  writeFileSync(
-    path.join(proxyDir, 'models.yml'),
-    stringify({
-      providers: {
-        p: {
-          type: 'openai',
-          nodes: [{ url: `${mock.url}/v1`, max_concurrency: 64 }],
-          retries: { attempts: 0, backoff_ms: 1 },
-        },
-      },
-      models: {
-        small: { provider: 'p', model_id: 'small-model', context_window: 8192, max_tokens: 512 },
-        [MODEL]: {
-          provider: 'p',
-          model_id: 'embed-model',
-          context_window: 8192,
-          max_tokens: 1,
-          capabilities: ['embeddings'],
-        },
-      },
-      routing: { default_model: 'small' },
-    }),
-  );
-  const proxy = await startProxy(
-    loadProxyConfig({ PINCER_CONFIG_DIR: proxyDir, LLM_PROXY_API_KEY: PROXY_KEY }),
-    createLogger({ service: 'llm-proxy', level: 'error' }),
-    { host: '127.0.0.1', port: 0 },
-  );
-  rmSync(proxyDir, { recursive: true, force: true });
+  const backend = await startEmbeddingBackend({ dims: DIMS, model: MODEL, apiKey: PROXY_KEY });
   const t = await createDatabase('e2e');
   const prefix = `pincer-bench-kb-${randomBytes(4).toString('hex')}`;
-  const config = coreConfig(prefix, t.url, `${proxy.url}/v1`);
+  const config = coreConfig(prefix, t.url, `${backend.url}/v1`);
   const prepare = new PreparePool();
   const kb = new KnowledgeBase({
     db: t.db,
@@ -663,8 +627,7 @@ async function endToEnd(corpus: Corpus, redis: Redis): Promise<EndToEnd> {
   } finally {
     await kb.close();
     await prepare.close();
-    await proxy.shutdown(500);
-    await mock.close();
+    await backend.close();
     await deleteRedisKeys(redis, prefix);
     await t.drop();
   }
