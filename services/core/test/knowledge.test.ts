@@ -460,3 +460,55 @@ describe('knowledge base (real Postgres, llm-proxy and the mock model)', () => {
     assert.equal(r.data[0].ranks.vector, null);
   });
 });
+
+describe('knowledge base: a restart in the middle of an ingestion', () => {
+  let s: Stack;
+  before(async () => {
+    s = await startStack({
+      mock: { embeddingDims: 64 },
+      models,
+      // two chunks per embedding call, each call slowed down: the ingestion is still running at the restart
+      config: {
+        knowledge: { embedding_model: 'embed', chunk_tokens: 64, overlap_tokens: 8, embedding_batch: 2 },
+      },
+    });
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  it('hands the document back at shutdown; the next core process finishes it, once', async () => {
+    s.mock.script({ match: { path: '/v1/embeddings' }, reply: { delayMs: 60 } });
+    const sections = Array.from(
+      { length: 30 },
+      (_, i) =>
+        `## Section ${i}\n\nParagraph ${i} says that lighthouse number ${i} is painted ${i % 2 ? 'red' : 'white'} and stands on rock ${i}.`,
+    );
+    const add = await api(s, 'POST', '/api/v1/knowledge/documents', {
+      title: 'Lighthouses',
+      content: `# Lighthouses\n\n${sections.join('\n\n')}`,
+    });
+    assert.equal(add.status, 202, add.text);
+    const id = add.json.id;
+    // wait until some batches are stored but not all
+    for (;;) {
+      const d = (await api(s, 'GET', `/api/v1/knowledge/documents/${id}`)).json;
+      if (d.status === 'embedding' && d.progress.chunks_done > 0) {
+        assert.ok(d.progress.chunks_done < d.progress.chunks_total, 'still ingesting at the restart');
+        break;
+      }
+      assert.notEqual(d.status, 'ready', 'the ingestion ended before the restart');
+      await sleep(20);
+    }
+    await s.restartCore();
+    s.mock.script({ match: { path: '/v1/embeddings' }, reply: {} });
+    const done = await settled(s, id, 30_000);
+    assert.equal(done.status, 'ready', done.error);
+    assert.equal(done.version, 1);
+    const rows = await chunkRows(s, id);
+    assert.equal(rows.length, done.chunk_count, 'every chunk once');
+    assert.ok(done.chunk_count > 10);
+    const hit = await query(s, 'which lighthouse stands on rock 17', { top_k: 3 });
+    assert.equal(hit.data[0].document.id, id);
+  });
+});
