@@ -11,6 +11,24 @@ export function redisConnection(url: string): Redis {
   return r;
 }
 
+/** PING with a deadline on a connection of its own that never retries (`pincer doctor`). */
+export async function pingRedis(url: string, timeoutMs: number): Promise<string> {
+  const r = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  r.on('error', () => {});
+  try {
+    await r.connect();
+    return await r.ping();
+  } finally {
+    r.disconnect();
+  }
+}
+
 /** Publishes outbound actions to the adapters; each action is a job named after its type. */
 export class OutboundPublisher {
   private readonly queues = new Map<string, Queue>();
