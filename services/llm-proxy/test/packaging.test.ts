@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { type AddressInfo, createServer } from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -25,7 +26,13 @@ describe('llm-proxy as the image runs it', () => {
         routing: { default_model: 'q' },
       }),
     );
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    // a port the system just handed out, not a random one another test may hold
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
     const key = 'dist-test-key-0123456789';
     const child = spawn(process.execPath, ['--enable-source-maps', entry], {
       cwd: root,
@@ -43,11 +50,14 @@ describe('llm-proxy as the image runs it', () => {
     child.stderr.on('data', (d) => (output += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     try {
+      // generous: on a loaded 2-core CI machine a cold start from dist/ can take several seconds
       await eventually(
         async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok,
-        10000,
-        `dist server up (${output})`,
-      );
+        30_000,
+        'the dist server to answer /healthz',
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; its output: ${output || '(none)'}`);
+      });
       const r = await post(`http://127.0.0.1:${port}/v1/chat/completions`, key, {
         messages: [{ role: 'user', content: 'from dist' }],
       });
