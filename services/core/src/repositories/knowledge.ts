@@ -91,25 +91,21 @@ export async function listDocuments(
 }
 
 /** The stored original and what ingestion needs; undefined when the document is gone. */
-export async function documentForIngest(
-  db: Queryable,
-  id: number,
-): Promise<
-  | {
-      version: number;
-      active_version: number | null;
-      original: Buffer;
-      filename: string | null;
-      mime: string | null;
-      format: string;
-    }
-  | undefined
-> {
-  const { rows } = await db.query(
+export interface IngestSource {
+  version: number;
+  active_version: number | null;
+  original: Buffer;
+  filename: string | null;
+  mime: string | null;
+  format: string;
+}
+
+export async function documentForIngest(db: Queryable, id: number): Promise<IngestSource | undefined> {
+  const { rows } = await db.query<IngestSource>(
     `SELECT version, active_version, original, filename, mime, format FROM kb_documents WHERE id = $1`,
     [id],
   );
-  return rows[0] as never;
+  return rows[0];
 }
 
 /** Starts a new ingestion of a document (re-ingest): a new version, queued. Undefined if unknown. */
