@@ -10,6 +10,7 @@ import { createLogger } from '@pincer/shared';
 import { stringify } from 'yaml';
 import { loadConfig as loadProxyConfig } from '../services/llm-proxy/src/config.ts';
 import { startProxy } from '../services/llm-proxy/src/proxy.ts';
+import { embeddingModels } from '../services/core/test/stack.ts';
 
 export interface EmbeddingBackend {
   mock: MockServer;
@@ -18,38 +19,12 @@ export interface EmbeddingBackend {
   close(): Promise<void>;
 }
 
-export async function startEmbeddingBackend(o: {
-  dims: number;
-  /** The registry id of the embedding model. */
-  model: string;
-  apiKey: string;
-}): Promise<EmbeddingBackend> {
+export async function startEmbeddingBackend(o: { dims: number; apiKey: string }): Promise<EmbeddingBackend> {
   const mock = await startMockServer({ flavor: 'vllm', embeddingDims: o.dims });
   const dir = mkdtempSync(path.join(tmpdir(), 'pincer-bench-proxy-'));
   writeFileSync(path.join(dir, 'config.yaml'), stringify({ llm_proxy: { active_health_checks: false } }));
-  writeFileSync(
-    path.join(dir, 'models.yml'),
-    stringify({
-      providers: {
-        p: {
-          type: 'openai',
-          nodes: [{ url: `${mock.url}/v1`, max_concurrency: 64 }],
-          retries: { attempts: 0, backoff_ms: 1 },
-        },
-      },
-      models: {
-        small: { provider: 'p', model_id: 'small-model', context_window: 8192, max_tokens: 512 },
-        [o.model]: {
-          provider: 'p',
-          model_id: 'embed-model',
-          context_window: 8192,
-          max_tokens: 1,
-          capabilities: ['embeddings'],
-        },
-      },
-      routing: { default_model: 'small' },
-    }),
-  );
+  // the chat model `small` and the embedding model `embed`, as core's knowledge-base tests use
+  writeFileSync(path.join(dir, 'models.yml'), stringify(embeddingModels(mock.url)));
   const proxy = await startProxy(
     loadProxyConfig({ PINCER_CONFIG_DIR: dir, LLM_PROXY_API_KEY: o.apiKey }),
     createLogger({ service: 'llm-proxy', level: 'error' }),

@@ -16,15 +16,12 @@ import { parseArgs } from 'node:util';
 import { evaluateRetrieval, loadEvalSet } from '@pincer/knowledge';
 import { createLogger } from '@pincer/shared';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { EVAL_CHUNKING } from '../packages/knowledge/src/reference-retriever.ts';
 import { loadConfig } from '../services/core/src/config.ts';
-import { createPool } from '../services/core/src/repositories/db.ts';
 import { LlmClient } from '../services/core/src/repositories/llm.ts';
-import { migrate } from '../services/core/src/repositories/migrations.ts';
 import { KnowledgeBase, type SearchMode } from '../services/core/src/services/knowledge.ts';
 import { PreparePool } from '../services/core/src/services/prepare-pool.ts';
-import { writeConfigDir } from '../services/core/test/db-harness.ts';
+import { createTestDatabase, writeConfigDir } from '../services/core/test/db-harness.ts';
 import { startEmbeddingBackend } from './embedding-backend.ts';
 import { REDIS_URL } from './lib.ts';
 
@@ -43,8 +40,8 @@ if (!Number.isInteger(dims) || dims < 1 || !(minSimilarity >= 0 && minSimilarity
   process.exit(2);
 }
 
-const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PROXY_KEY = 'kb-eval-proxy-key-0123456789abcdef';
+/** The embedding model's registry id in embeddingModels (services/core/test/stack.ts). */
 const MODEL = 'embed';
 const MODES: SearchMode[] = ['vector', 'text', 'hybrid'];
 
@@ -63,26 +60,13 @@ async function main() {
   const set = await loadEvalSet();
   const quiet = (service: string) => createLogger({ service, level: 'error' });
 
-  const backend = await startEmbeddingBackend({ dims, model: MODEL, apiKey: PROXY_KEY });
+  const backend = await startEmbeddingBackend({ dims, apiKey: PROXY_KEY });
   cleanups.push(() => backend.close());
 
   // a database of its own, migrated, dropped at the end
-  const dbName = `pincer_kb_eval_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  await admin.end();
-  cleanups.push(async () => {
-    const c = new pg.Client({ connectionString: ADMIN_URL });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await c.end();
-  });
-  const u = new URL(ADMIN_URL);
-  u.pathname = `/${dbName}`;
-  const db = createPool(u.toString(), 4);
-  cleanups.push(() => db.end());
-  await migrate(db);
+  const t = await createTestDatabase({ prefix: 'pincer_kb_eval', poolMax: 4 });
+  cleanups.push(() => t.drop());
+  const db = t.db;
 
   const prefix = `pincer-kb-eval-${randomBytes(4).toString('hex')}`;
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
@@ -107,7 +91,7 @@ async function main() {
     },
   });
   const config = loadConfig({
-    DATABASE_URL: u.toString(),
+    DATABASE_URL: t.url,
     REDIS_URL,
     LLM_PROXY_URL: `${backend.url}/v1`,
     LLM_PROXY_API_KEY: PROXY_KEY,

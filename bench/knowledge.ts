@@ -29,9 +29,8 @@ import { ftsQuery, ftsQueryTerms, type PreparedChunk, prepareDocument } from '@p
 import { embedText } from '@pincer/mock-inference';
 import { createLogger } from '@pincer/shared';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { type CoreConfig, loadConfig } from '../services/core/src/config.ts';
-import { createPool, type Db, type Queryable } from '../services/core/src/repositories/db.ts';
+import type { Db, Queryable } from '../services/core/src/repositories/db.ts';
 import {
   activateVersion,
   insertChunks,
@@ -40,10 +39,9 @@ import {
   textCandidates,
 } from '../services/core/src/repositories/knowledge.ts';
 import { LlmClient } from '../services/core/src/repositories/llm.ts';
-import { migrate } from '../services/core/src/repositories/migrations.ts';
 import { KnowledgeBase, type SearchMode } from '../services/core/src/services/knowledge.ts';
 import { PreparePool } from '../services/core/src/services/prepare-pool.ts';
-import { writeConfigDir } from '../services/core/test/db-harness.ts';
+import { createTestDatabase, writeConfigDir } from '../services/core/test/db-harness.ts';
 import { startEmbeddingBackend } from './embedding-backend.ts';
 import { fmt, pct, REDIS_URL, root } from './lib.ts';
 
@@ -58,8 +56,8 @@ const E2E_CHUNKS = 2_000;
 const docTokens = (cfg: { chunk_tokens: number; overlap_tokens: number }) =>
   Math.round(CHUNKS_PER_DOC * (cfg.chunk_tokens - cfg.overlap_tokens) * 0.75);
 const CHUNKS_PER_DOC = 100;
+/** The embedding model's registry id in embeddingModels (services/core/test/stack.ts). */
 const MODEL = 'embed';
-const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PROXY_KEY = 'bench-kb-proxy-key-0123456789abcdef';
 const MODES: SearchMode[] = ['hybrid', 'text', 'vector'];
 
@@ -371,35 +369,6 @@ function estimate(text: string): number {
 
 // ---------------------------------------------------------------------------------------- helpers
 
-async function createDatabase(
-  label: string,
-  keepIt = false,
-): Promise<{ name: string; url: string; db: Db; drop(): Promise<void> }> {
-  const name = `pincer_bench_${label}_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(ADMIN_URL);
-  u.pathname = `/${name}`;
-  const url = u.toString();
-  const db = createPool(url, 4);
-  await migrate(db);
-  return {
-    name,
-    url,
-    db,
-    async drop() {
-      await db.end().catch(() => {});
-      if (keepIt) return console.log(`kept database ${name}`);
-      const c = new pg.Client({ connectionString: ADMIN_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
-}
-
 async function deleteRedisKeys(redis: Redis, prefix: string): Promise<number> {
   let cursor = '0';
   let n = 0;
@@ -567,8 +536,8 @@ interface EndToEnd {
 }
 
 async function endToEnd(corpus: Corpus, redis: Redis): Promise<EndToEnd> {
-  const backend = await startEmbeddingBackend({ dims: DIMS, model: MODEL, apiKey: PROXY_KEY });
-  const t = await createDatabase('e2e');
+  const backend = await startEmbeddingBackend({ dims: DIMS, apiKey: PROXY_KEY });
+  const t = await createTestDatabase({ prefix: 'pincer_bench_e2e', poolMax: 4 });
   const prefix = `pincer-bench-kb-${randomBytes(4).toString('hex')}`;
   const config = coreConfig(prefix, t.url, `${backend.url}/v1`);
   const prepare = new PreparePool();
@@ -872,7 +841,7 @@ async function main() {
   console.error('end-to-end ingestion (KnowledgeBase.add → job → llm-proxy → mock embeddings)…');
   const e2e = await endToEnd(new Corpus(99), redis);
 
-  const t = await createDatabase('kb', keep);
+  const t = await createTestDatabase({ prefix: 'pincer_bench_kb', poolMax: 4, keep });
   const config = coreConfig('pincer-bench-kb-unused', t.url, 'http://127.0.0.1:9/v1');
   const stats = newStats();
   const results: SizeResult[] = [];

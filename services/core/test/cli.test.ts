@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { progressLine } from '../src/cli/kb.ts';
-import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
+import { ADMIN_TOKEN, embeddingModels, type Stack, startStack } from './stack.ts';
 
 const root = path.resolve(import.meta.dirname, '../../..');
 
@@ -40,26 +40,7 @@ describe('pincer CLI against a running stack', () => {
   before(async () => {
     s = await startStack({
       mock: { embeddingDims: 64 },
-      models: (mockUrl) => ({
-        providers: {
-          p: {
-            type: 'openai',
-            nodes: [{ url: `${mockUrl}/v1`, max_concurrency: 64 }],
-            retries: { attempts: 0, backoff_ms: 1 },
-          },
-        },
-        models: {
-          small: { provider: 'p', model_id: 'small-model', context_window: 8192, max_tokens: 256 },
-          embed: {
-            provider: 'p',
-            model_id: 'embed-model',
-            context_window: 8192,
-            max_tokens: 1,
-            capabilities: ['embeddings'],
-          },
-        },
-        routing: { default_model: 'small' },
-      }),
+      models: (mockUrl) => embeddingModels(mockUrl, 256),
       config: {
         access: { telegram: { direct: 'pairing', groups: 'mention' }, feishu: { direct: 'open' } },
         knowledge: { embedding_model: 'embed', chunk_tokens: 200, overlap_tokens: 40 },

@@ -16,8 +16,18 @@ export interface TestDatabase {
 }
 
 /** A fresh, migrated database of its own (dropped at the end): tests never share tables. */
-export async function createTestDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
-  const name = `pincer_test_${randomBytes(6).toString('hex')}`;
+export async function createTestDatabase(
+  opts: {
+    migrate?: boolean;
+    /** Connections in the pool (default 20; benchmarks sharing the server with tests use fewer). */
+    poolMax?: number;
+    /** Name prefix (default pincer_test). */
+    prefix?: string;
+    /** Leave the database in place at drop (for investigating a benchmark run). */
+    keep?: boolean;
+  } = {},
+): Promise<TestDatabase> {
+  const name = `${opts.prefix ?? 'pincer_test'}_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
@@ -25,13 +35,14 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
   const u = new URL(ADMIN_URL);
   u.pathname = `/${name}`;
   const url = u.toString();
-  const db = createPool(url, 20);
+  const db = createPool(url, opts.poolMax ?? 20);
   if (opts.migrate !== false) await migrate(db);
   return {
     url,
     db,
     async drop() {
       await db.end();
+      if (opts.keep) return console.log(`kept database ${name}`);
       const c = new pg.Client({ connectionString: ADMIN_URL });
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

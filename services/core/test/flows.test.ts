@@ -1,22 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_TOKEN, PROXY_KEY, type Stack, startStack } from './stack.ts';
-
-async function api(s: Stack, method: string, path: string, body?: unknown, token = ADMIN_TOKEN) {
-  const res = await fetch(`${s.core.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text, headers: res.headers };
-}
+import { ADMIN_TOKEN, api, PROXY_KEY, type Stack, startStack } from './stack.ts';
 
 describe('access, pairing, rate limits and the REST chat API (real engine)', () => {
   let s: Stack;

@@ -9,47 +9,12 @@ import { loadConfig } from '../src/config.ts';
 import { LlmClient } from '../src/repositories/llm.ts';
 import { KnowledgeBase } from '../src/services/knowledge.ts';
 import { PreparePool } from '../src/services/prepare-pool.ts';
-import { ADMIN_TOKEN, REDIS_URL, type Stack, startStack } from './stack.ts';
+import { ADMIN_TOKEN, api, embeddingModels, REDIS_URL, type Stack, startStack } from './stack.ts';
 
 // the mock's embeddings at the evaluation's size (hashed words, Chinese bigrams and subword trigrams)
 const DIMS = 256;
 
-const models = (mockUrl: string) => ({
-  providers: {
-    p: {
-      type: 'openai',
-      nodes: [{ url: `${mockUrl}/v1`, max_concurrency: 64 }],
-      retries: { attempts: 0, backoff_ms: 1 },
-    },
-  },
-  models: {
-    small: { provider: 'p', model_id: 'small-model', context_window: 16384, max_tokens: 512 },
-    embed: {
-      provider: 'p',
-      model_id: 'embed-model',
-      context_window: 8192,
-      max_tokens: 1,
-      capabilities: ['embeddings'],
-    },
-  },
-  routing: { default_model: 'small' },
-});
-
-async function api(s: Stack, method: string, path: string, body?: unknown, token = ADMIN_TOKEN) {
-  const res = await fetch(`${s.core.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text };
-}
+const models = (mockUrl: string) => embeddingModels(mockUrl);
 
 async function upload(
   s: Stack,

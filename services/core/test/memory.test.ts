@@ -2,17 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isNearDuplicate, parseExtraction } from '../src/services/memory.ts';
-import { ADMIN_TOKEN, type Stack, startStack } from './stack.ts';
-
-async function api(s: Stack, method: string, path: string, body?: unknown, token = ADMIN_TOKEN) {
-  const res = await fetch(`${s.core.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined, text };
-}
+import { api, type Stack, startStack } from './stack.ts';
 
 /** The user behind a Telegram sender id. */
 async function userOf(s: Stack, externalId: string): Promise<number> {

@@ -511,6 +511,8 @@ describe('knowledge repository on pgvector (PGlite)', () => {
       const candidates = await pgvectorCandidates(pool, query, MODEL, 50, -1);
       t.diagnostic(`pgvectorCandidates(limit 50) at the session defaults: ${candidates.length} rows`);
       assert.ok(before <= 40);
+      // core's query is not cut short by either
+      assert.equal(candidates.length, 50);
       await pg.exec('VACUUM kb_chunks');
       assert.equal(await scan(), 40);
       await pg.exec('SET hnsw.ef_search = 100');

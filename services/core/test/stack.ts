@@ -93,6 +93,51 @@ export const bigModels = (mockUrl: string) => ({
   routing: { default_model: 'small' },
 });
 
+/** models.yml with a chat model `small` and an embedding model `embed` (knowledge-base tests). */
+export const embeddingModels = (mockUrl: string, chatMaxTokens = 512) => ({
+  providers: {
+    p: {
+      type: 'openai',
+      nodes: [{ url: `${mockUrl}/v1`, max_concurrency: 64 }],
+      retries: { attempts: 0, backoff_ms: 1 },
+    },
+  },
+  models: {
+    small: { provider: 'p', model_id: 'small-model', context_window: 16384, max_tokens: chatMaxTokens },
+    embed: {
+      provider: 'p',
+      model_id: 'embed-model',
+      context_window: 8192,
+      max_tokens: 1,
+      capabilities: ['embeddings'],
+    },
+  },
+  routing: { default_model: 'small' },
+});
+
+/** One call to core's REST API as the admin (or `token`); `json` is undefined when the body is not JSON. */
+export async function api(
+  s: Pick<Stack, 'core'>,
+  method: string,
+  path: string,
+  body?: unknown,
+  token = ADMIN_TOKEN,
+) {
+  const res = await fetch(`${s.core.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text, headers: res.headers };
+}
+
 export interface StackOptions {
   mock?: MockOptions;
   /** models.yml for the stack's llm-proxy, given the mock's URL. */

@@ -188,30 +188,22 @@ export async function activateVersion(
   version: number,
   p: { chunkCount: number; characters: number; model: string | null; format: string },
 ): Promise<boolean> {
-  const client = await db.connect();
-  try {
-    await client.query('BEGIN');
+  return transaction(db, async (client) => {
     const { rows: current } = await client.query<{ active_version: number | null }>(
       'SELECT active_version FROM kb_documents WHERE id = $1 AND version = $2 FOR UPDATE',
       [id, version],
     );
-    if (!current[0]) {
-      await client.query('ROLLBACK');
-      return false;
-    }
+    // superseded by a re-ingest, or deleted: nothing was changed
+    if (!current[0]) return false;
     const previous = current[0].active_version;
     if (previous !== null && previous !== version) await countLexemes(client, id, previous, -1);
-    const { rowCount } = await client.query(
+    await client.query(
       `UPDATE kb_documents SET active_version = version, status = 'ready', error = NULL, chunk_count = $3,
          chunks_done = $3, chunks_total = $3, characters = $4, embedding_model = $5, format = $6,
          ingested_at = now(), updated_at = now()
        WHERE id = $1 AND version = $2`,
       [id, version, p.chunkCount, p.characters, p.model, p.format],
     );
-    if (rowCount !== 1) {
-      await client.query('ROLLBACK');
-      return false;
-    }
     await client.query(`DELETE FROM kb_chunks WHERE document_id = $1 AND (version <> $2 OR position >= $3)`, [
       id,
       version,
@@ -219,14 +211,8 @@ export async function activateVersion(
     ]);
     if (previous !== version) await countLexemes(client, id, version, 1);
     await client.query(`UPDATE kb_state SET generation = generation + 1`);
-    await client.query('COMMIT');
     return true;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** Deletes a document and its chunks; false if there was none. */
