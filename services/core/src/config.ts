@@ -209,6 +209,8 @@ export interface Route {
 export type CoreSettings = z.output<typeof ConfigFile>;
 
 export interface CoreConfig {
+  /** The folder config.yaml and routing.yaml were read from. */
+  configDir: string;
   port: number;
   host: string;
   databaseUrl: string;
@@ -325,7 +327,8 @@ export function loadConfig(env: Env = process.env): CoreConfig {
   const secrets = [e.LLM_PROXY_API_KEY, e.PINCER_ADMIN_TOKEN, passwordOf(e.DATABASE_URL)].filter(
     (s): s is string => !!s,
   );
-  return deepFreeze({
+  const config: CoreConfig = deepFreeze({
+    configDir: dir,
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
@@ -348,6 +351,15 @@ export function loadConfig(env: Env = process.env): CoreConfig {
     routes,
     secrets,
   });
+  sources.set(config, env);
+  return config;
+}
+
+const sources = new WeakMap<CoreConfig, Env>();
+
+/** Reads the files `config` came from again, with the same environment (a reload). */
+export function reloadConfig(config: CoreConfig): CoreConfig {
+  return loadConfig(sources.get(config) ?? process.env);
 }
 
 function passwordOf(url: string): string | undefined {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { listen, type Logger } from '@pincer/shared';
 import type { CoreConfig } from './config.ts';
@@ -16,6 +17,7 @@ import {
   redisConnection,
 } from './repositories/queues.ts';
 import { Signals } from './repositories/signals.ts';
+import { type ConfigCheck, ConfigManager } from './services/config-manager.ts';
 import { Engine } from './services/engine.ts';
 import { KnowledgeBase } from './services/knowledge.ts';
 import { MemoryService } from './services/memory.ts';
@@ -29,15 +31,21 @@ export interface CoreHandle {
   db: Db;
   knowledge: KnowledgeBase;
   memory: MemoryService;
+  configManager: ConfigManager;
+  /** Reads the configuration files again and applies what can change without a restart (this process only). */
+  reloadConfig(reason: string): ConfigCheck;
   shutdown(deadlineMs?: number): Promise<void>;
 }
 
 /** Starts core: checks the schema, then the inbound workers, the maintenance job and the HTTP API. */
 export async function startCore(
-  config: CoreConfig,
+  loaded: CoreConfig,
   log: Logger,
   opts: { host?: string; port?: number; workers?: boolean } = {},
 ): Promise<CoreHandle> {
+  // every service holds the live object, so a reload reaches the next message
+  const configManager = new ConfigManager(loaded, log);
+  const config = configManager.live;
   const db = createPool(config.databaseUrl, config.maxConcurrency * 2 + 10);
   const status = await migrationStatus(db);
   if (status.pending.length || status.changed.length) {
@@ -57,6 +65,10 @@ export async function startCore(
   const outbound = new OutboundPublisher(redis, config.redisPrefix);
   const signals = new Signals(redis, subscriber, config.redisPrefix);
   await signals.start();
+  const processId = randomUUID();
+  signals.onConfigReload((origin) => {
+    if (origin !== processId) configManager.reload('announced by another core process');
+  });
   const prepare = new PreparePool();
   const knowledge = new KnowledgeBase({ db, llm, config, log, redis, prepare, metrics });
   const memory = new MemoryService({ db, llm, config, log, redis, metrics });
@@ -115,6 +127,12 @@ export async function startCore(
     chat: engine,
     knowledge,
     memory,
+    configManager,
+    reloadConfig: async (reason) => {
+      const result = configManager.reload(reason);
+      if (result.ok) await signals.announceConfigReload(processId);
+      return result;
+    },
     health: async () => {
       const [postgres, redisOk] = await Promise.all([
         db.query('SELECT 1').then(
@@ -163,5 +181,15 @@ export async function startCore(
       await Promise.all([db.end(), intakeDb.end()]);
       log.info('core stopped');
     })());
-  return { server, url, engine, db, knowledge, memory, shutdown };
+  return {
+    server,
+    url,
+    engine,
+    db,
+    knowledge,
+    memory,
+    configManager,
+    reloadConfig: (reason) => configManager.reload(reason),
+    shutdown,
+  };
 }

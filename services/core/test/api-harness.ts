@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { AppError, createLogger, createMetricsRegistry } from '@pincer/shared';
 import type express from 'express';
 import { loadConfig } from '../src/config.ts';
+import { ConfigManager } from '../src/services/config-manager.ts';
 import { createApp, type RestChat, type RestChatRequest, type RestChatResult } from '../src/http/app.ts';
 import type { Role } from '../src/repositories/keys.ts';
 import { createTestDatabase, type TestDatabase, writeConfigDir } from './db-harness.ts';
@@ -84,7 +85,7 @@ export interface ApiHarness {
 }
 
 /** The HTTP app on an ephemeral port over a database of its own, with a fake engine. */
-export async function startApi(): Promise<ApiHarness> {
+export async function startApi(opts: { consoleDir?: string } = {}): Promise<ApiHarness> {
   const t = await createTestDatabase();
   const dir = writeConfigDir({}, undefined);
   const config = loadConfig({
@@ -97,9 +98,13 @@ export async function startApi(): Promise<ApiHarness> {
   log.silent = true;
   const chat = new FakeChat();
   const health = { postgres: true, redis: true };
+  const configManager = new ConfigManager(config, log);
   const app = createApp({
     db: t.db,
-    config,
+    config: configManager.live,
+    configManager,
+    consoleDir: opts.consoleDir,
+    reloadConfig: async (reason) => configManager.reload(reason),
     log,
     metrics: createMetricsRegistry('core'),
     chat,

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { AppError, prom, requestIdFrom, toAppError } from '@pincer/shared';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import multer from 'multer';
@@ -77,6 +79,7 @@ export function createApp(deps: HttpDeps): express.Express {
   });
 
   for (const r of routes) app[r.method](r.path, ...chain(r));
+  app.use('/admin', consoleHandler(deps.consoleDir ?? CONSOLE_DIR));
 
   app.use((req: Request) => {
     throw new AppError(404, 'not_found', `No route for ${req.method} ${req.path}.`);
@@ -172,6 +175,54 @@ export function createApp(deps: HttpDeps): express.Express {
     });
     return handlers;
   }
+}
+
+/** The built web console (services/core/console/dist), next to src/ and dist/ alike. */
+const CONSOLE_DIR = path.resolve(import.meta.dirname, '../../console/dist');
+
+/** Same-origin everything; the console needs no inline script and talks only to this server. */
+const CONSOLE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/**
+ * The web console: a static single-page app (hash routes, so only index.html and hashed assets).
+ * Assets are cached for good, index.html never, so an upgrade is seen at the next load.
+ */
+function consoleHandler(dir: string): RequestHandler {
+  const files = express.static(dir, {
+    index: 'index.html',
+    redirect: true,
+    fallthrough: true,
+    setHeaders(res, file) {
+      res.setHeader('content-security-policy', CONSOLE_CSP);
+      res.setHeader('x-content-type-options', 'nosniff');
+      res.setHeader('referrer-policy', 'no-referrer');
+      res.setHeader('x-frame-options', 'DENY');
+      res.setHeader(
+        'cache-control',
+        file.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache',
+      );
+    },
+  });
+  return (req, res, next) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    if (!existsSync(path.join(dir, 'index.html')))
+      throw new AppError(
+        503,
+        'console_not_built',
+        'The web console is not built: run `npm run build` (the core image ships it built).',
+      );
+    files(req, res, next);
+  };
 }
 
 /** Body-parser failures as clear client errors; everything else through toAppError. */

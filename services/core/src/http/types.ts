@@ -2,6 +2,7 @@ import type { Logger, prom } from '@pincer/shared';
 import type { CoreConfig } from '../config.ts';
 import type { Db } from '../repositories/db.ts';
 import type { Role } from '../repositories/keys.ts';
+import type { ConfigCheck, ConfigManager } from '../services/config-manager.ts';
 import type { KnowledgeBase } from '../services/knowledge.ts';
 import type { MemoryService } from '../services/memory.ts';
 
@@ -51,6 +52,11 @@ export interface HttpDeps {
   chat: RestChat;
   knowledge: KnowledgeBase;
   memory: MemoryService;
+  configManager: ConfigManager;
+  /** The built web console (default: services/core/console/dist). */
+  consoleDir?: string;
+  /** Reloads this process's configuration and, when valid, tells the other core processes to do the same. */
+  reloadConfig(reason: string): Promise<ConfigCheck>;
 }
 
 /** Who is calling: the bootstrap admin token or an API key, and the user it acts as. */

@@ -9,6 +9,7 @@ export class Signals {
   private readonly sub: Redis;
   private readonly prefix: string;
   private readonly stopHandlers = new Map<string, Set<() => void>>();
+  private readonly reloadHandlers = new Set<(origin: string) => void>();
 
   constructor(redis: Redis, subscriber: Redis, prefix: string) {
     this.redis = redis;
@@ -17,10 +18,24 @@ export class Signals {
   }
 
   async start(): Promise<void> {
-    await this.sub.subscribe(`${this.prefix}stop`);
-    this.sub.on('message', (_channel, conversationId: string) => {
-      for (const h of this.stopHandlers.get(conversationId) ?? []) h();
+    await this.sub.subscribe(`${this.prefix}stop`, `${this.prefix}config`);
+    this.sub.on('message', (channel: string, payload: string) => {
+      if (channel === `${this.prefix}config`) {
+        for (const h of this.reloadHandlers) h(payload);
+        return;
+      }
+      for (const h of this.stopHandlers.get(payload) ?? []) h();
     });
+  }
+
+  /** Calls `handler` with the announcing process's id whenever a process announces a configuration reload. */
+  onConfigReload(handler: (origin: string) => void): void {
+    this.reloadHandlers.add(handler);
+  }
+
+  /** Tells every core process (this one included) that the configuration files should be read again. */
+  async announceConfigReload(origin: string): Promise<void> {
+    await this.redis.publish(`${this.prefix}config`, origin);
   }
 
   /** Registers a generation that `/stop` may cancel; returns the unregister function. */

@@ -3,6 +3,7 @@ import { openApiDocument } from '../openapi.ts';
 import { publicRoute, type Route } from '../route.ts';
 import { auditRoutes } from './audit.ts';
 import { chatRoutes } from './chat.ts';
+import { consoleRoutes } from './console.ts';
 import { conversationRoutes } from './conversations.ts';
 import { keyRoutes } from './keys.ts';
 import { knowledgeRoutes } from './knowledge.ts';
@@ -37,4 +38,5 @@ export const routes: readonly Route[] = [
   ...keyRoutes,
   ...knowledgeRoutes,
   ...memoryRoutes,
+  ...consoleRoutes,
 ];
