@@ -102,6 +102,9 @@ export const SERVICES: LocalService[] = [
       LLM_PROXY_URL: `http://127.0.0.1:${s.port(8000)}/v1`,
       LLM_PROXY_API_KEY: s.secrets.LLM_PROXY_API_KEY!,
       PINCER_ADMIN_TOKEN: s.secrets.PINCER_ADMIN_TOKEN!,
+      // `pincer backup` from core's environment writes where the local backup job does
+      BACKUP_DIR: path.join(s.dir, 'backups'),
+      BACKUP_KEEP_DAYS: process.env.BACKUP_KEEP_DAYS ?? '7',
     }),
   },
   {

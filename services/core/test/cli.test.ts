@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { progressLine } from '../src/cli/kb.ts';
+import { createTestDatabase } from './db-harness.ts';
 import { ADMIN_TOKEN, embeddingModels, type Stack, startStack } from './stack.ts';
 
 const root = path.resolve(import.meta.dirname, '../../..');
@@ -252,6 +253,58 @@ describe('pincer CLI against a running stack', () => {
       /^FAIL\s+postgres\s+cannot connect: connect ECONNREFUSED 127\.0\.0\.1:1\n\s+fix: check DATABASE_URL/m,
     );
     assert.match(text.stdout, /1 check failed/);
+  });
+
+  it('backup, backup list and restore: the scripts with the environment of core; a restore into a used database is refused and changes nothing', async () => {
+    const backups = mkdtempSync(path.join(tmpdir(), 'pincer-cli-backups-'));
+    await s.t.db.query("INSERT INTO api_keys(name, role, key_hash) VALUES ('backup-probe', 'user', 'x')");
+    const b = await pincer(['backup', '--dir', backups, '--json'], {
+      ...env,
+      PINCER_CONFIG_DIR: s.configDir,
+    });
+    assert.equal(b.code, 0, b.stderr);
+    const { archive, bytes } = JSON.parse(b.stdout);
+    assert.match(path.basename(archive), /^pincer-\d{8}T\d{6}Z\.tar\.gz$/);
+    assert.ok(bytes > 1000);
+    assert.match(b.stderr, /dumping the database/, "the script's progress reaches the operator");
+
+    const list = await pincer(['backup', 'list', '--dir', backups, '--json'], env);
+    assert.equal(list.code, 0);
+    assert.deepEqual(
+      JSON.parse(list.stdout).map((r: { archive: string }) => r.archive),
+      [archive],
+    );
+    const verify = await pincer(['restore', '--verify', archive], {});
+    assert.equal(verify.code, 0, verify.stderr);
+
+    // into a fresh, empty database: everything comes back
+    const target = await createTestDatabase({ migrate: false, prefix: 'pincer_restore' });
+    try {
+      const r = await pincer(['restore', archive], { ...env, DATABASE_URL: target.url });
+      assert.equal(r.code, 0, r.stderr);
+      const { rows } = await target.db.query("SELECT role FROM api_keys WHERE name = 'backup-probe'");
+      assert.deepEqual(rows, [{ role: 'user' }]);
+      // again, into what is now a used database: refused without --force, nothing changed
+      await target.db.query("DELETE FROM api_keys WHERE name = 'backup-probe'");
+      const again = await pincer(['restore', archive], { ...env, DATABASE_URL: target.url });
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /database was not changed/);
+      assert.equal((await target.db.query("SELECT 1 FROM api_keys WHERE name = 'backup-probe'")).rowCount, 0);
+    } finally {
+      await target.drop();
+    }
+    const none = await pincer(['restore'], env);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /which archive/);
+    const missing = await pincer(['restore', path.join(backups, 'nope.tar.gz')], env);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no such archive/);
+    const noTools = await pincer(['backup', '--dir', backups], {
+      ...env,
+      PATH: path.dirname(process.execPath),
+    });
+    assert.equal(noTools.code, 1);
+    assert.match(noTools.stderr, /pg_dump and pg_restore not found on PATH/);
   });
 
   it('test-model: one chat completion through llm-proxy, with the model and times', async () => {

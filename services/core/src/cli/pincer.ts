@@ -3,6 +3,7 @@
  * `pincer`, the operator CLI (`docker compose exec core pincer …`): admin commands through core's
  * REST API, and `doctor` / `test-model` run against core's own environment.
  */
+import { backupCommands } from './backup.ts';
 import { type Command, CliError, type Context, EXIT, select, shortUsage, UsageError } from './command.ts';
 import { conversationCommands } from './conversations.ts';
 import { doctorCommands } from './doctor.ts';
@@ -18,6 +19,7 @@ const commands: Command[] = [
   ...pairingCommands,
   ...kbCommands,
   ...conversationCommands,
+  ...backupCommands,
 ];
 
 async function main(argv: string[]): Promise<number> {
