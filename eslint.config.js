@@ -20,6 +20,11 @@ export default tseslint.config(
     },
   },
   {
+    // the web console runs in the browser, not in Node
+    files: ['services/core/console/src/**'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     files: ['**/test/**', 'tests/**', 'bench/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },

@@ -18,7 +18,7 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres
 log "lint (eslint) and format check (prettier)"
 npx eslint --max-warnings=0 . && npx prettier --check . >/dev/null
 log "typecheck (tsc, strict)"
-npx tsc -p tsconfig.json --noEmit
+npx tsc -p tsconfig.json --noEmit && npx tsc -p services/core/console/tsconfig.json
 log "build (what the images ship)"
 npm run build --silent
 

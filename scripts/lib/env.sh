@@ -98,4 +98,5 @@ ensure_ops_tools() {
   command -v curl >/dev/null 2>&1 || apt_install_quiet curl
   # busybox's httpd serves the backup job's metrics, as in the backup container
   command -v busybox >/dev/null 2>&1 || apt_install_quiet busybox
+  command -v chromium >/dev/null 2>&1 || apt_install_quiet chromium
 }

@@ -52,6 +52,26 @@ describe('console APIs', () => {
     assert.equal((await api(s, 'GET', '/api/v1/me', undefined, 'not-a-key')).status, 401);
   });
 
+  it('a streamed web chat announces its conversation first; the conversation is named after its first line and keeps the model asked for', async () => {
+    const res = await fetch(`${s.core.url}/api/v1/chat`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${userKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ message: 'Plan my week\nwith details', model: 'big', stream: true }),
+    });
+    const events = [...(await res.text()).matchAll(/^event: (\w+)\ndata: (.*)$/gm)].map((m) => [
+      m[1],
+      JSON.parse(m[2]!),
+    ]);
+    assert.equal(events[0]![0], 'start');
+    const done = events.at(-1)!;
+    assert.equal(done[0], 'done');
+    assert.equal(events[0]![1].conversation_id, done[1].conversation_id);
+    assert.equal(events[0]![1].message_id, done[1].message_id);
+    const c = await api(s, 'GET', `/api/v1/conversations/${done[1].conversation_id}`, undefined, userKey);
+    assert.equal(c.json.title, 'Plan my week');
+    assert.equal(c.json.model, 'big');
+  });
+
   it('GET /models: the registry for everyone, upstream nodes for admins and operators only', async () => {
     const op = await api(s, 'GET', '/api/v1/models', undefined, operatorKey);
     assert.equal(op.status, 200);

@@ -40,6 +40,8 @@ export interface RestChat {
     req: RestChatRequest,
     onDelta: ((text: string) => void) | undefined,
     signal: AbortSignal,
+    /** Called once the question is stored, before the model is asked. */
+    onStart?: (ids: { conversation_id: string; message_id: number }) => void,
   ): Promise<RestChatResult>;
 }
 

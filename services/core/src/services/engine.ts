@@ -866,6 +866,7 @@ export class Engine implements RestChat {
     req: RestChatRequest,
     onDelta: ((text: string) => void) | undefined,
     signal: AbortSignal,
+    onStart?: (ids: { conversation_id: string; message_id: number }) => void,
   ): Promise<RestChatResult> {
     // HTTP answers hold a database connection each: at most max_concurrency at once per process
     if (this.restActive >= this.d.config.maxConcurrency) {
@@ -875,7 +876,7 @@ export class Engine implements RestChat {
     }
     this.restActive++;
     try {
-      return await this.restChat(req, onDelta, signal);
+      return await this.restChat(req, onDelta, signal, onStart);
     } finally {
       this.restActive--;
     }
@@ -885,6 +886,7 @@ export class Engine implements RestChat {
     req: RestChatRequest,
     onDelta: ((text: string) => void) | undefined,
     signal: AbortSignal,
+    onStart?: (ids: { conversation_id: string; message_id: number }) => void,
   ): Promise<RestChatResult> {
     const { db } = this.d;
     let conversation: Conversation;
@@ -906,12 +908,15 @@ export class Engine implements RestChat {
       question = req.message ?? '';
     } else {
       const scope = `api:${randomUUID()}`;
+      const first = (req.message ?? req.messages?.find((m) => m.role === 'user')?.content ?? '').trim();
       conversation = await activeConversation(db, {
         scope,
         platform: 'api',
         chatId: scope,
         chatType: 'direct',
         userId: req.caller.userId,
+        // named after how it began, as chat apps do (platform chats are named after the chat)
+        title: titleOf(first),
       });
       if (req.messages) {
         const msgs = [...req.messages];
@@ -953,6 +958,7 @@ export class Engine implements RestChat {
       action: 'process_with_llm',
       meta: { route: 0, chat_type: 'direct', request_id: req.requestId },
     });
+    onStart?.({ conversation_id: conversation.id, message_id: stored.id });
     // one answer at a time per conversation, here too
     const deadline = Date.now() + 120_000;
     let lock = await tryScopeLock(db, conversation.scope).catch(async (err) => {
@@ -997,6 +1003,9 @@ export class Engine implements RestChat {
           lock,
           { systemPrompt, modelOverride: req.model },
         );
+        // the model asked for stays the conversation's, like /model on a platform (shown in listings)
+        if (req.model && reply.status !== 'failed' && conversation.model !== req.model)
+          await setConversationModel(db, conversation.id, req.model);
         return { conversation_id: conversation.id, message_id: stored.id, reply };
       } finally {
         signal.removeEventListener('abort', stop);
@@ -1009,4 +1018,11 @@ export class Engine implements RestChat {
       await lock.release();
     }
   }
+}
+
+/** A conversation title from its first message: the first line, at most 80 characters. */
+export function titleOf(text: string): string {
+  const line = text.split('\n', 1)[0]!.trim().replace(/\s+/g, ' ');
+  const chars = [...line];
+  return chars.length > 80 ? `${chars.slice(0, 79).join('')}…` : line;
 }

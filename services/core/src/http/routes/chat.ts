@@ -88,6 +88,7 @@ export const chatRoutes: Route[] = [
     summary: 'Send a message and get the reply',
     description:
       'Starts or continues a conversation of the caller. With `stream: true` the answer is a server-sent event stream: ' +
+      '`event: start` with `{"conversation_id", "message_id"}` once the message is stored, ' +
       '`event: delta` with `{"text": "..."}` per piece of text, then `event: done` with the same object the non-streaming ' +
       'call returns, or `event: error` with `{"error": {...}}` if it fails after the stream started.',
     roles: ['operator', 'user'],
@@ -122,6 +123,7 @@ export const chatRoutes: Route[] = [
           request,
           (text) => events.send('delta', { text }),
           controller.signal,
+          (ids) => events.send('start', ids),
         );
         events.send('done', result);
       } catch (err) {
