@@ -12,6 +12,7 @@ ensure_redis
 ensure_postgres
 ensure_compose_validator
 ensure_ops_tools
+ensure_browser
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 

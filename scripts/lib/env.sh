@@ -98,5 +98,9 @@ ensure_ops_tools() {
   command -v curl >/dev/null 2>&1 || apt_install_quiet curl
   # busybox's httpd serves the backup job's metrics, as in the backup container
   command -v busybox >/dev/null 2>&1 || apt_install_quiet busybox
+}
+
+# Debian's Chromium for the web console's browser tests (driven by playwright-core; never a download)
+ensure_browser() {
   command -v chromium >/dev/null 2>&1 || apt_install_quiet chromium
 }

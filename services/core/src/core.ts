@@ -5,6 +5,7 @@ import type { CoreConfig } from './config.ts';
 import { createApp } from './http/app.ts';
 import { inboundHandler } from './jobs/inbound.ts';
 import { maintenanceHandler } from './jobs/maintenance.ts';
+import { writeAudit } from './repositories/audit.ts';
 import { createPool, type Db } from './repositories/db.ts';
 import { LlmClient } from './repositories/llm.ts';
 import { migrationStatus } from './repositories/migrations.ts';
@@ -66,8 +67,25 @@ export async function startCore(
   const signals = new Signals(redis, subscriber, config.redisPrefix);
   await signals.start();
   const processId = randomUUID();
+  const auditReload = (actor: string, result: ConfigCheck) =>
+    writeAudit(db, {
+      kind: 'config.reload',
+      actor,
+      outcome: result.ok ? 'ok' : 'invalid',
+      detail: {
+        changes: result.changes,
+        restart_required: result.restart_required,
+        problems: result.problems.length,
+      },
+    }).catch((err: Error) => log.warn('could not audit a configuration reload', { error: err.message }));
   signals.onConfigReload((origin) => {
-    if (origin !== processId) configManager.reload('announced by another core process');
+    if (origin === processId) return;
+    try {
+      // a replica whose files differ or are invalid says so in its log and in the audit log
+      void auditReload('core replica', configManager.reload('announced by another core process'));
+    } catch (err) {
+      log.error('configuration reload failed', { error: (err as Error).message });
+    }
   });
   const prepare = new PreparePool();
   const knowledge = new KnowledgeBase({ db, llm, config, log, redis, prepare, metrics });
@@ -130,8 +148,16 @@ export async function startCore(
     configManager,
     reloadConfig: async (reason) => {
       const result = configManager.reload(reason);
-      if (result.ok) await signals.announceConfigReload(processId);
-      return result;
+      if (!result.ok) return result;
+      try {
+        await signals.announceConfigReload(processId);
+        return { ...result, propagated: true };
+      } catch (err) {
+        log.warn('configuration reloaded here only: could not tell the other core processes', {
+          error: (err as Error).message,
+        });
+        return { ...result, propagated: false };
+      }
     },
     health: async () => {
       const [postgres, redisOk] = await Promise.all([
@@ -189,7 +215,11 @@ export async function startCore(
     knowledge,
     memory,
     configManager,
-    reloadConfig: (reason) => configManager.reload(reason),
+    reloadConfig: (reason) => {
+      const result = configManager.reload(reason);
+      void auditReload(reason, result);
+      return result;
+    },
     shutdown,
   };
 }

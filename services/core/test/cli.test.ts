@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pgEnvironment } from '../src/cli/backup.ts';
 import { progressLine } from '../src/cli/kb.ts';
 import { createTestDatabase } from './db-harness.ts';
 import { ADMIN_TOKEN, embeddingModels, type Stack, startStack } from './stack.ts';
@@ -258,10 +259,24 @@ describe('pincer CLI against a running stack', () => {
   it('backup, backup list and restore: the scripts with the environment of core; a restore into a used database is refused and changes nothing', async () => {
     const backups = mkdtempSync(path.join(tmpdir(), 'pincer-cli-backups-'));
     await s.t.db.query("INSERT INTO api_keys(name, role, key_hash) VALUES ('backup-probe', 'user', 'x')");
+    // pg_dump behind a wrapper that records its command line (what `ps` would show)
+    const bin = mkdtempSync(path.join(tmpdir(), 'pincer-cli-bin-'));
+    const argvLog = path.join(bin, 'argv.log');
+    writeFileSync(
+      path.join(bin, 'pg_dump'),
+      `#!/bin/sh\necho "$@" >> '${argvLog}'\nexec /usr/bin/pg_dump "$@"\n`,
+      { mode: 0o755 },
+    );
     const b = await pincer(['backup', '--dir', backups, '--json'], {
       ...env,
       PINCER_CONFIG_DIR: s.configDir,
+      PATH: `${bin}:${process.env.PATH}`,
     });
+    assert.doesNotMatch(
+      readFileSync(argvLog, 'utf8'),
+      /postgres:\/\//,
+      'no connection URL on the command line',
+    );
     assert.equal(b.code, 0, b.stderr);
     const { archive, bytes } = JSON.parse(b.stdout);
     assert.match(path.basename(archive), /^pincer-\d{8}T\d{6}Z\.tar\.gz$/);
@@ -316,5 +331,25 @@ describe('pincer CLI against a running stack', () => {
     const unknown = await pincer(['test-model', 'no-such-model'], env);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /^pincer: no-such-model failed: /);
+  });
+});
+
+describe('pincer backup: the connection', () => {
+  it('reaches the scripts as PG* variables, never as a URL on a command line', () => {
+    const env = pgEnvironment({
+      PATH: '/bin',
+      DATABASE_URL: 'postgres://pin%40cer:p%3Ass%2Fw@db.internal:5433/pincer%20db?sslmode=require',
+    });
+    assert.deepEqual(env, {
+      PATH: '/bin',
+      PGHOST: 'db.internal',
+      PGPORT: '5433',
+      PGUSER: 'pin@cer',
+      PGPASSWORD: 'p:ss/w',
+      PGDATABASE: 'pincer db',
+      PGSSLMODE: 'require',
+    });
+    assert.deepEqual(pgEnvironment({ PGHOST: 'h' }), { PGHOST: 'h' }, 'PG* alone pass through');
+    assert.throws(() => pgEnvironment({ DATABASE_URL: 'not a url' }), /DATABASE_URL is not a URL/);
   });
 });

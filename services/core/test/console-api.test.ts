@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -149,7 +150,11 @@ describe('console APIs', () => {
     const oldRouting = readFileSync(routingFile, 'utf8');
     try {
       const cfg = parse(oldConfig);
-      cfg.core = { ...cfg.core, help_message: 'Reloaded help text.' };
+      cfg.core = {
+        ...cfg.core,
+        help_message: 'Reloaded help text.',
+        system_prompt: `You may say ${s.env.PINCER_ADMIN_TOKEN} never.`,
+      };
       cfg.system = { ...cfg.system, max_concurrency: 3 };
       writeFileSync(configFile, stringify(cfg));
       const routing = parse(oldRouting);
@@ -158,8 +163,14 @@ describe('console APIs', () => {
 
       const v = await api(s, 'POST', '/api/v1/config/validate');
       assert.equal(v.json.ok, true);
-      assert.deepEqual(v.json.changes.sort(), ['core.help_message', 'maxConcurrency', 'routes']);
-      assert.deepEqual(v.json.restart_required, ['maxConcurrency']);
+      // named as they are written in the files
+      assert.deepEqual(v.json.changes.sort(), [
+        'core.help_message',
+        'core.system_prompt',
+        'routes',
+        'system.max_concurrency',
+      ]);
+      assert.deepEqual(v.json.restart_required, ['system.max_concurrency']);
       // validating applied nothing
       const notYet = await s.send({ chat: { id: 'cfg-1', type: 'direct' }, text: '/help' });
       const r0 = await s.finished((r) => r.chat === 'cfg-1');
@@ -169,7 +180,8 @@ describe('console APIs', () => {
       const r = await api(s, 'POST', '/api/v1/config/reload');
       assert.equal(r.status, 200);
       assert.equal(r.json.ok, true);
-      assert.deepEqual(r.json.restart_required, ['maxConcurrency']);
+      assert.deepEqual(r.json.restart_required, ['system.max_concurrency']);
+      assert.equal(r.json.propagated, true);
 
       await s.send({ chat: { id: 'cfg-2', type: 'direct' }, text: 'ping' });
       const r1 = await s.finished((x) => x.chat === 'cfg-2');
@@ -177,6 +189,11 @@ describe('console APIs', () => {
       const view = (await api(s, 'GET', '/api/v1/config')).json;
       assert.equal(view.routes[0].match.content, '^ping$');
       assert.equal(view.settings.system.max_concurrency, 8, 'a restart-only setting is not applied');
+      assert.equal(
+        view.settings.core.system_prompt,
+        'You may say [redacted] never.',
+        'a secret in a setting is masked',
+      );
 
       // the replica heard the announcement and reloaded its own copy
       const deadline = Date.now() + 5000;
@@ -184,6 +201,27 @@ describe('console APIs', () => {
         await new Promise((res) => setTimeout(res, 20));
       assert.equal(replica.configManager.live.core.help_message, 'Reloaded help text.');
       assert.equal(replica.configManager.live.routes[0]!.match?.content?.source, '^ping$');
+      const audited = async (actor: string) =>
+        (await api(s, 'GET', '/api/v1/audit?kind=config.reload&limit=20')).json.data.find(
+          (e: { actor: string }) => e.actor === actor,
+        );
+      const deadline2 = Date.now() + 5000;
+      while (!(await audited('core replica')) && Date.now() < deadline2)
+        await new Promise((res) => setTimeout(res, 20));
+      assert.equal(
+        (await audited('core replica'))?.outcome,
+        'ok',
+        "the replica's reload is in the audit log",
+      );
+      // SIGHUP (main.ts) reloads one process and is audited under its reason
+      const hup = replica.reloadConfig('SIGHUP');
+      assert.equal(hup.ok, true);
+      // what only a restart applies keeps being reported until then
+      assert.deepEqual(hup.changes, ['system.max_concurrency']);
+      assert.deepEqual(hup.restart_required, ['system.max_concurrency']);
+      while (!(await audited('SIGHUP')) && Date.now() < deadline2 + 5000)
+        await new Promise((res) => setTimeout(res, 20));
+      assert.equal((await audited('SIGHUP'))?.outcome, 'ok');
     } finally {
       writeFileSync(configFile, oldConfig);
       writeFileSync(routingFile, oldRouting);
@@ -211,8 +249,29 @@ describe('console files', () => {
       assert.equal(asset.status, 200);
       assert.match(asset.headers.get('cache-control')!, /immutable/);
       assert.equal((await h.call('GET', '/admin/assets/nope.js', { token: null })).status, 404);
-      assert.equal((await h.call('GET', '/admin/../package.json', { token: null })).status, 404);
-      assert.equal((await h.call('GET', '/admin/%2e%2e/%2e%2e/package.json', { token: null })).status, 404);
+      // raw paths (fetch would normalise them away): nothing next to the console folder is reachable
+      writeFileSync(path.join(dir, '..', `${path.basename(dir)}-secret.txt`), 'sentinel');
+      const port = new URL(h.url).port;
+      for (const raw of [
+        `/admin/../${path.basename(dir)}-secret.txt`,
+        `/admin/..%2f${path.basename(dir)}-secret.txt`,
+        `/admin/%2e%2e%2f${path.basename(dir)}-secret.txt`,
+        `/admin/%2e%2e/${path.basename(dir)}-secret.txt`,
+        `/admin/..%5c${path.basename(dir)}-secret.txt`,
+        '/admin/assets/..%2f..%2f..%2fetc%2fpasswd',
+      ]) {
+        const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = request({ host: '127.0.0.1', port, path: raw }, (res) => {
+            let body = '';
+            res.setEncoding('utf8').on('data', (d: string) => (body += d));
+            res.on('end', () => resolve({ status: res.statusCode!, body }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        assert.ok(r.status >= 400 && r.status < 500, `${raw}: ${r.status}`);
+        assert.ok(!r.body.includes('sentinel') && !r.body.includes('root:'), `${raw} leaked a file`);
+      }
     } finally {
       await h.close();
     }

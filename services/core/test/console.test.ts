@@ -159,7 +159,8 @@ describe('web console in a real browser (Chromium, real core, Postgres, Redis, l
     const picker = page.getByLabel('Model', { exact: true });
     await until('the models in the picker', async () => (await picker.locator('option').count()) > 1);
     const options = await picker.locator('option').evaluateAll((os) => os.map((o: any) => o.value as string));
-    assert.deepEqual(options.sort(), ['big', 'small'], 'the embedding model is not offered for chat');
+    assert.deepEqual(options.sort(), ['', 'big', 'small'], 'automatic, and no embedding model for chat');
+    assert.equal(await picker.inputValue(), '', 'automatic by default: the routing rules choose');
     await picker.selectOption('big');
 
     await page.getByLabel('Message', { exact: true }).fill(`Please answer stream-${t}`);

@@ -37,17 +37,56 @@ function requireTools(ctx: Context, tools: string[]): string {
 const backupDir = (ctx: Context) =>
   (ctx.values.dir as string | undefined) ?? ctx.env.BACKUP_DIR ?? './backups';
 
+/**
+ * DATABASE_URL as libpq's PG* variables: the scripts pass a URL to pg_dump/psql on their command
+ * line, where every user of the host could read its password in `ps`; variables stay private.
+ */
+export function pgEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { DATABASE_URL: url, ...rest } = env;
+  if (!url) return rest;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new CliError('DATABASE_URL is not a URL (postgres://user:password@host:5432/db)', EXIT.usage);
+  }
+  const out: NodeJS.ProcessEnv = { ...rest };
+  if (u.hostname) out.PGHOST = decodeURIComponent(u.hostname.replace(/^\[|\]$/g, ''));
+  if (u.port) out.PGPORT = u.port;
+  if (u.username) out.PGUSER = decodeURIComponent(u.username);
+  if (u.password) out.PGPASSWORD = decodeURIComponent(u.password);
+  const db = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  if (db) out.PGDATABASE = db;
+  const params: Record<string, string> = {
+    sslmode: 'PGSSLMODE',
+    host: 'PGHOST',
+    port: 'PGPORT',
+    user: 'PGUSER',
+    password: 'PGPASSWORD',
+    dbname: 'PGDATABASE',
+  };
+  for (const [k, v] of u.searchParams) if (params[k]) out[params[k]] = v;
+  return out;
+}
+
 /** Runs a script with the scripts' environment; its progress lines go to our stderr, its stdout is returned. */
 function run(ctx: Context, script: string, args: string[], extraEnv: Record<string, string>) {
   return new Promise<{ code: number; stdout: string }>((resolve, reject) => {
     const child = spawn('bash', [script, ...args], {
-      env: { ...ctx.env, ...extraEnv },
+      env: { ...pgEnvironment(ctx.env), ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // Ctrl-C reaches the script too (same process group): wait for it to remove its partial files
+    const wait = () => {};
+    process.on('SIGINT', wait);
+    process.on('SIGTERM', wait);
+    child.on('close', () => {
+      process.off('SIGINT', wait);
+      process.off('SIGTERM', wait);
     });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => ctx.stderr.write(d));
-    // a Ctrl-C reaches the script too (same process group); wait for it to clean up
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 + 15 : 1), stdout }));
   });
@@ -138,7 +177,7 @@ first; the restore either fully succeeds or changes nothing.
   --config-to DIR  also extract the archived config folder into DIR
 
 Stop core first (docker compose stop core), then:
-  docker compose run --rm -u root core pincer restore /backups/pincer-….tar.gz`,
+  docker compose run --rm --no-deps -u root core pincer restore /backups/pincer-….tar.gz`,
     options: { force: { type: 'boolean' }, 'config-to': { type: 'string' }, verify: { type: 'boolean' } },
     async run(ctx) {
       const [archive, ...extra] = ctx.positionals;

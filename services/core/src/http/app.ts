@@ -209,7 +209,9 @@ function consoleHandler(dir: string): RequestHandler {
       res.setHeader('x-frame-options', 'DENY');
       res.setHeader(
         'cache-control',
-        file.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache',
+        path.relative(dir, file).startsWith(`assets${path.sep}`)
+          ? 'public, max-age=31536000, immutable'
+          : 'no-cache',
       );
     },
   });
@@ -230,6 +232,9 @@ function fromExpress(err: unknown): AppError {
   const type = (err as { type?: string } | undefined)?.type;
   if (type === 'entity.parse.failed')
     return new AppError(400, 'invalid_json', 'The request body is not valid JSON.');
+  // the router's decoding of a path parameter (`%zz`, `%C0%AE`): its status is set, `expose` is not
+  if (err instanceof URIError && (err as { status?: number }).status === 400)
+    return new AppError(400, 'invalid_request', 'The URL is not correctly percent-encoded.');
   if (type === 'entity.too.large')
     return new AppError(
       413,

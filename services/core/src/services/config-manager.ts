@@ -11,6 +11,8 @@ const IGNORED = new Set(['secrets', 'llmProxyKey', 'adminToken', 'databaseUrl', 
 
 export interface ConfigCheck {
   ok: boolean;
+  /** After a reload through the API: whether the other core processes were told (Redis reachable). */
+  propagated?: boolean;
   problems: ConfigProblem[];
   /** Settings that differ between the files and what runs, as dotted paths (`core.system_prompt`, `routes`). */
   changes: string[];
@@ -40,6 +42,35 @@ function differences(a: CoreConfig, b: CoreConfig): string[] {
 }
 
 const isReloadable = (change: string) => (RELOADABLE as readonly string[]).includes(change.split('.')[0]!);
+
+/** Internal names as the operator writes them (config.yaml paths, environment variables). */
+const AS_WRITTEN: Record<string, string> = {
+  maxConcurrency: 'system.max_concurrency',
+  jobLockMs: 'system.job_lock_ms',
+  redisPrefix: 'system.redis_prefix',
+  'rateLimit.limit': 'security.rate_limit',
+  'rateLimit.windowMs': 'security.rate_limit',
+  port: 'PORT',
+  host: 'HOST',
+  logLevel: 'LOG_LEVEL',
+  logFormat: 'LOG_FORMAT',
+  logContent: 'LOG_CONTENT',
+  llmProxyUrl: 'LLM_PROXY_URL',
+};
+const asWritten = (changes: string[]) => [...new Set(changes.map((c) => AS_WRITTEN[c] ?? c))];
+
+/** A URL without its user, password and query (where credentials would be). */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    u.search = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '(not a URL)';
+  }
+}
 
 /** A route as the API shows it (regular expressions as their source). */
 export function describeRoute(r: Route) {
@@ -94,8 +125,8 @@ export class ConfigManager {
     return {
       ok: true,
       problems: [],
-      changes,
-      restart_required: changes.filter((c) => !isReloadable(c)),
+      changes: asWritten(changes),
+      restart_required: asWritten(changes.filter((c) => !isReloadable(c))),
       next,
     };
   }
@@ -122,7 +153,7 @@ export class ConfigManager {
   /** The running configuration without secrets or connection strings. */
   view() {
     const c = this.live;
-    return {
+    const view = {
       loaded_at: this.loadedAt.toISOString(),
       source: { dir: c.configDir },
       routes: c.routes.map(describeRoute),
@@ -134,8 +165,13 @@ export class ConfigManager {
         audit: c.audit,
         knowledge: c.knowledge,
         memory: c.memory,
-        llm_proxy_url: c.llmProxyUrl,
+        llm_proxy_url: redactUrl(c.llmProxyUrl),
       },
     };
+    // a secret interpolated into a setting (`${VAR}` in the YAML) is masked wherever it landed
+    let json = JSON.stringify(view);
+    for (const s of c.secrets)
+      if (s.length >= 4) json = json.split(JSON.stringify(s).slice(1, -1)).join('[redacted]');
+    return JSON.parse(json) as typeof view;
   }
 }

@@ -961,19 +961,23 @@ export class Engine implements RestChat {
     onStart?.({ conversation_id: conversation.id, message_id: stored.id });
     // one answer at a time per conversation, here too
     const deadline = Date.now() + 120_000;
-    let lock = await tryScopeLock(db, conversation.scope).catch(async (err) => {
+    let lock: Awaited<ReturnType<typeof tryScopeLock>>;
+    try {
+      lock = await tryScopeLock(db, conversation.scope);
+      while (!lock) {
+        if (Date.now() > deadline)
+          throw new AppError(
+            409,
+            'conversation_busy',
+            'Another answer in this conversation is still being written.',
+          );
+        await sleep(25, undefined, { signal });
+        lock = await tryScopeLock(db, conversation.scope);
+      }
+    } catch (err) {
+      // given up waiting (busy, the client left): the question must not stay queued
       await setMessageStatus(db, stored.id, 'failed').catch(() => {});
       throw err;
-    });
-    while (!lock) {
-      if (Date.now() > deadline)
-        throw new AppError(
-          409,
-          'conversation_busy',
-          'Another answer in this conversation is still being written.',
-        );
-      await sleep(25, undefined, { signal });
-      lock = await tryScopeLock(db, conversation.scope);
     }
     try {
       const route =

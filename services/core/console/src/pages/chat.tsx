@@ -64,10 +64,6 @@ export function ChatPage({ me, conversationId }: { me: Me; conversationId?: stri
   const epoch = useRef(0);
 
   useEffect(() => {
-    if (!model && choices.length) setModel((choices.find((m) => m.default) ?? choices[0])!.id);
-  }, [choices, model]);
-
-  useEffect(() => {
     if (started.current !== undefined && started.current === conversationId) return;
     epoch.current++;
     streamingRef.current?.abort();
@@ -80,6 +76,17 @@ export function ChatPage({ me, conversationId }: { me: Me; conversationId?: stri
     const ctl = new AbortController();
     setLoadingHistory(true);
     setItems([]);
+    setModel('');
+    // the model picked earlier in this conversation stays picked (it is the conversation's)
+    api<Conversation>(
+      'GET',
+      `/api/v1/conversations/${encodeURIComponent(conversationId)}`,
+      undefined,
+      ctl.signal,
+    ).then(
+      (c) => setModel(c.model ?? ''),
+      () => {},
+    );
     api<Page<Message>>(
       'GET',
       `/api/v1/conversations/${encodeURIComponent(conversationId)}/messages?limit=1000`,
@@ -88,8 +95,6 @@ export function ChatPage({ me, conversationId }: { me: Me; conversationId?: stri
     ).then(
       (page) => {
         setItems(page.data.filter((m) => m.role !== 'system').map(itemOf));
-        const last = [...page.data].reverse().find((m) => m.role === 'assistant' && m.model);
-        if (last?.model && choices.some((c) => c.id === last.model)) setModel(last.model);
         setLoadingHistory(false);
       },
       (err: unknown) => {
@@ -223,13 +228,10 @@ export function ChatPage({ me, conversationId }: { me: Me; conversationId?: stri
             <label for="model" class="inline">
               Model
             </label>
-            <select
-              id="model"
-              value={model}
-              disabled={!choices.length}
-              onChange={(e) => setModel(e.currentTarget.value)}
-            >
-              {!choices.length && <option value="">{models.loading ? 'Loading…' : 'No models'}</option>}
+            <select id="model" value={model} onChange={(e) => setModel(e.currentTarget.value)}>
+              {/* no model sent: the routing rules and core.default_model choose, as on the chat platforms */}
+              <option value="">{models.loading && !choices.length ? 'Loading…' : 'Automatic'}</option>
+              {model && !choices.some((m) => m.id === model) && <option value={model}>{model}</option>}
               {choices.map((m) => (
                 <option key={m.id} value={m.id}>
                   {m.name && m.name !== m.id ? `${m.name} (${m.id})` : m.id}

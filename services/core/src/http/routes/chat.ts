@@ -16,7 +16,10 @@ const ChatBody = z
       .min(1)
       .max(200)
       .optional()
-      .describe("A model id from llm-proxy's registry (default: the conversation's or the configured one)."),
+      .describe(
+        "A model id from llm-proxy's registry (default: the routing rule's, the conversation's or the configured one). " +
+          'It becomes the conversation’s model, as /model does on the chat platforms.',
+      ),
     message: z
       .string()
       .max(MAX_TEXT)

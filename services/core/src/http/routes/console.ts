@@ -216,7 +216,10 @@ export const consoleRoutes: Route[] = [
       'Routing rules, the core section (prompts, messages, history), access, rate limit and audit settings apply at once, in every core process. ' +
       'Invalid files change nothing (422 with the problems). Other changed settings are listed in restart_required.',
     roles: [],
-    response: { description: 'Applied.', schema: Check.extend({ loaded_at: z.string() }) },
+    response: {
+      description: 'Applied here; `propagated` tells whether the other core processes were told.',
+      schema: Check.extend({ loaded_at: z.string(), propagated: z.boolean() }),
+    },
     errors: { 422: 'The files are invalid; nothing changed.' },
     async handler({ deps, caller, res }) {
       const result = await deps.reloadConfig(`API (${caller.name})`);
@@ -228,6 +231,7 @@ export const consoleRoutes: Route[] = [
           changes: result.changes,
           restart_required: result.restart_required,
           problems: result.problems.length,
+          propagated: result.propagated ?? false,
         },
       });
       if (!result.ok) {
@@ -240,7 +244,11 @@ export const consoleRoutes: Route[] = [
         });
         return RESPONDED;
       }
-      return { ...result, loaded_at: deps.configManager.loadedAt.toISOString() };
+      return {
+        ...result,
+        propagated: result.propagated ?? false,
+        loaded_at: deps.configManager.loadedAt.toISOString(),
+      };
     },
   }),
 ];
