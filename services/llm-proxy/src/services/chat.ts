@@ -283,7 +283,11 @@ export class ModelCaller {
     force?: UpstreamNode,
   ): Promise<UpstreamNode> {
     const got = provider.acquire(model.priority, ctx.signal, exclude, force);
-    if (!(got instanceof Promise)) return got;
+    if (!(got instanceof Promise)) {
+      // a request that found a free slot waited 0 s: counted, so the quantiles are over every request
+      this.metrics.queueWait.observe({ provider: provider.id }, 0);
+      return got;
+    }
     const t = performance.now();
     try {
       return await got;

@@ -54,7 +54,7 @@ export function createProxyMetrics(providers: () => Iterable<UpstreamProvider>) 
     }),
     queueWait: new prom.Histogram({
       name: 'pincer_llm_queue_wait_seconds',
-      help: 'Time spent waiting for a free node slot',
+      help: 'Time spent waiting for a free node slot (0 for requests that found one free)',
       labelNames: ['provider'],
       buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 120],
       registers: r,
