@@ -76,7 +76,10 @@ export function encodeConversationCursor(c: ConversationCursor): string {
 }
 
 export function decodeConversationCursor(s: string): ConversationCursor | undefined {
-  const m = /^(\d{1,17})\.([0-9a-f-]{36})$/.exec(Buffer.from(s, 'base64url').toString());
+  // a UUID exactly: Postgres refuses anything else as a uuid, and a forged cursor must be a 400, not a 500
+  const m = /^(\d{1,17})\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(
+    Buffer.from(s, 'base64url').toString(),
+  );
   return m ? { updatedAtUs: Number(m[1]), id: m[2]! } : undefined;
 }
 

@@ -146,6 +146,7 @@ export function webhookHandlers(o: {
       if (!cipher) return refuse(res, 'malformed', 400); // encrypted, but no FEISHU_ENCRYPT_KEY to read it
       try {
         plain = JSON.parse(cipher.decrypt(body.encrypt)) as Record<string, unknown>;
+        if (!plain || typeof plain !== 'object') throw new Error('not an object');
       } catch {
         return refuse(res, 'malformed', 400);
       }
@@ -164,8 +165,9 @@ export function webhookHandlers(o: {
       if (!Number.isFinite(age) || age > o.maxClockSkewS) return refuse(res, 'timestamp', 401);
     }
     const header = (plain.header ?? {}) as Record<string, unknown>;
-    const token = String(header.token ?? plain.token ?? '');
-    if (!same(token, o.verificationToken)) return refuse(res, 'token', 401);
+    // only a string can be the token (String() of an object may throw, or read as the token)
+    const token = header.token ?? plain.token;
+    if (typeof token !== 'string' || !same(token, o.verificationToken)) return refuse(res, 'token', 401);
     if (challenge) {
       res.json({ challenge: plain.challenge });
       return;

@@ -8,6 +8,7 @@ import type { Metrics } from './metrics.ts';
 import {
   type FsBotAddedEvent,
   type FsMessageEvent,
+  type Normalised,
   normaliseBotAdded,
   normaliseMessage,
 } from './normalise.ts';
@@ -52,10 +53,18 @@ export async function acceptEvent(d: IntakeDeps, type: EventType, e: FeishuEvent
   const botOpenId = d.botOpenId();
   if (!botOpenId) throw new Error('not ready: the bot does not know its open_id yet');
   const now = Date.now();
-  const n =
-    type === 'im.message.receive_v1'
-      ? normaliseMessage(e as FsMessageEvent, botOpenId, now)
-      : normaliseBotAdded(e as FsBotAddedEvent, now);
+  let n: Normalised;
+  try {
+    // event_id becomes a Redis key and a request id: a string or nothing
+    if (e.event_id != null && typeof e.event_id !== 'string') throw new Error('event_id is not a string');
+    n =
+      type === 'im.message.receive_v1'
+        ? normaliseMessage(e as FsMessageEvent, botOpenId, now)
+        : normaliseBotAdded(e as FsBotAddedEvent, now);
+  } catch (err) {
+    // a malformed event fails the same way on every redelivery: dropped, not refused for Feishu to retry for hours
+    n = { kind: 'ignored', reason: `malformed event: ${(err as Error).message}` };
+  }
   if (n.kind === 'ignored') {
     count('ignored');
     d.log.debug('event ignored', { event_id: e.event_id, reason: n.reason });
@@ -64,7 +73,13 @@ export async function acceptEvent(d: IntakeDeps, type: EventType, e: FeishuEvent
   const m = n.message;
   // a reply to one of the bot's messages is addressed to it (Feishu names the parent, not its author)
   const parent = type === 'im.message.receive_v1' ? (e as FsMessageEvent).message?.parent_id : undefined;
-  if (parent && m.chat.type === 'group' && !m.addressed.mention && (await d.ledger.isOwn(parent)))
+  if (
+    typeof parent === 'string' &&
+    parent &&
+    m.chat.type === 'group' &&
+    !m.addressed.mention &&
+    (await d.ledger.isOwn(parent))
+  )
     m.addressed = { ...m.addressed, reply_to_bot: true };
   const keys: Array<{ name: 'event_id' | 'message_id'; id: string }> = [];
   if (e.event_id) keys.push({ name: 'event_id', id: e.event_id });

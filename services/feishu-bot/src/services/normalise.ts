@@ -133,7 +133,9 @@ function parseContent(content: string | undefined): Record<string, unknown> {
 export function normaliseMessage(e: FsMessageEvent, botOpenId: string, now: number): Normalised {
   const m = e.message;
   const senderId = e.sender?.sender_id?.open_id;
-  if (!m?.message_id || !m.chat_id) return { kind: 'ignored', reason: 'no message id or chat id' };
+  // ids become Redis keys and job ids: strings only
+  if (typeof m?.message_id !== 'string' || !m.message_id || typeof m.chat_id !== 'string' || !m.chat_id)
+    return { kind: 'ignored', reason: 'no message id or chat id' };
   if (e.sender?.sender_type && e.sender.sender_type !== 'user')
     return { kind: 'ignored', reason: 'sent by an app' };
   if (!senderId) return { kind: 'ignored', reason: 'no sender open_id' };
@@ -208,7 +210,8 @@ export function normaliseMessage(e: FsMessageEvent, botOpenId: string, now: numb
 
 /** im.chat.member.bot.added_v1: core's welcome rule. */
 export function normaliseBotAdded(e: FsBotAddedEvent, now: number): Normalised {
-  if (!e.chat_id || !e.event_id) return { kind: 'ignored', reason: 'no chat id' };
+  if (typeof e.chat_id !== 'string' || !e.chat_id || typeof e.event_id !== 'string' || !e.event_id)
+    return { kind: 'ignored', reason: 'no chat id' };
   const created = Number(e.create_time);
   const at = Number.isFinite(created) && created > 0 ? created : now;
   return {

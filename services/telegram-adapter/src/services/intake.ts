@@ -5,7 +5,7 @@ import type { TelegramSettings } from '../config.ts';
 import type { ChatStore } from '../repositories/chats.ts';
 import { TelegramError, type TelegramApi } from '../repositories/telegram.ts';
 import type { Metrics } from './metrics.ts';
-import { type BotIdentity, normalise, type TgUpdate } from './normalise.ts';
+import { type BotIdentity, type Normalised, normalise, type TgUpdate } from './normalise.ts';
 import { typingKey } from './presenter.ts';
 
 /** "typing…" from the moment an addressed message arrives until core takes over (or this long). */
@@ -34,7 +34,13 @@ export async function accept(d: IntakeDeps, updates: readonly TgUpdate[]): Promi
   const messages: InboundMessageInput[] = [];
   const after: Array<() => Promise<void>> = [];
   for (const u of updates) {
-    const n = normalise(u, d.me, { editedMessages: d.settings.edited_messages, now });
+    let n: Normalised;
+    try {
+      n = normalise(u, d.me, { editedMessages: d.settings.edited_messages, now });
+    } catch (err) {
+      // a malformed update fails the same way on every redelivery: skipped, or it would block the ones after it
+      n = { kind: 'ignored', reason: `malformed update: ${(err as Error).message}` };
+    }
     const kind = kindOf(u);
     switch (n.kind) {
       case 'message': {

@@ -76,6 +76,24 @@ export interface NormaliseOptions {
   now: number;
 }
 
+const CHAT_TYPES: ReadonlySet<unknown> = new Set(['private', 'group', 'supergroup', 'channel']);
+
+/** Telegram's ids are integers and its chat types few: anything else names no chat to answer in. */
+const wellFormedChat = (c: unknown): c is TgChat =>
+  !!c &&
+  typeof c === 'object' &&
+  Number.isSafeInteger((c as TgChat).id) &&
+  CHAT_TYPES.has((c as TgChat).type);
+
+/** The parts a message's job is identified and routed by (its id, chat, sender, time). */
+const wellFormedMessage = (m: TgMessage): boolean =>
+  !!m &&
+  typeof m === 'object' &&
+  Number.isSafeInteger(m.message_id) &&
+  typeof m.date === 'number' &&
+  wellFormedChat(m.chat) &&
+  (m.from === undefined || Number.isSafeInteger(m.from?.id));
+
 const displayName = (u: TgUser) => [u.first_name, u.last_name].filter(Boolean).join(' ') || u.username || '';
 
 /** Turns a Bot API update into an `inbound` message (or says why it carries none). */
@@ -84,6 +102,7 @@ export function normalise(update: TgUpdate, me: BotIdentity, o: NormaliseOptions
   const edited = !update.message && !!update.edited_message;
   const msg = update.message ?? update.edited_message;
   if (!msg) return { kind: 'ignored', reason: 'unsupported update type' };
+  if (!wellFormedMessage(msg)) return { kind: 'ignored', reason: 'malformed message' };
   if (edited && o.editedMessages === 'ignore') return { kind: 'ignored', reason: 'edited message' };
   if (msg.migrate_to_chat_id)
     return { kind: 'migrated', from: String(msg.chat.id), to: String(msg.migrate_to_chat_id) };
