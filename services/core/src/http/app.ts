@@ -217,13 +217,17 @@ function consoleHandler(dir: string): RequestHandler {
   });
   return (req, res, next) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next();
-    if (!existsSync(path.join(dir, 'index.html')))
-      throw new AppError(
-        503,
-        'console_not_built',
-        'The web console is not built: run `npm run build` (the core image ships it built).',
+    // only a miss asks whether the console was built at all
+    files(req, res, (err?: unknown) => {
+      if (err || existsSync(path.join(dir, 'index.html'))) return next(err);
+      next(
+        new AppError(
+          503,
+          'console_not_built',
+          'The web console is not built: run `npm run build` (the core image ships it built).',
+        ),
       );
-    files(req, res, next);
+    });
   };
 }
 

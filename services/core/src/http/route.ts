@@ -89,6 +89,15 @@ export function parsePart<S extends z.ZodType>(
   value: unknown,
   where: 'body' | 'query' | 'path',
 ): z.output<S> {
+  // a filter or an id with a NUL in it is never meant, and Postgres refuses NUL in text: one rule for
+  // every query and path parameter (a body field decides for itself: chat text is stored without them)
+  if (where !== 'body' && value && typeof value === 'object') {
+    for (const [key, v] of Object.entries(value)) {
+      const texts = Array.isArray(v) ? v : [v];
+      if (key.includes('\u0000') || texts.some((t) => typeof t === 'string' && t.includes('\u0000')))
+        throw new AppError(400, 'invalid_request', `${where}.${key}: must not contain NUL characters`);
+    }
+  }
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const problems = r.error.issues.slice(0, 5).map((i) => {

@@ -267,6 +267,11 @@ export async function storeReply(
   return rows[0]!.inserted > 0;
 }
 
+/** Replaces what the chat log shows of a message (a `/remember` fact lives in memory instead). */
+export async function replaceMessageContent(db: Queryable, id: number, content: string): Promise<void> {
+  await db.query('UPDATE messages SET content = $2 WHERE id = $1', [id, withoutNul(content)]);
+}
+
 export async function setMessageStatus(
   db: Queryable,
   id: number,

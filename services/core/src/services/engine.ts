@@ -26,6 +26,7 @@ import {
   oldestQueued,
   type QueuedMessage,
   recentHistory,
+  replaceMessageContent,
   setMessageStatus,
   storeHistoryReply,
   storeReply,
@@ -496,10 +497,7 @@ export class Engine implements RestChat {
       if (!args) return say('remember_usage', lang);
       const r = await memory.remember(userId, args);
       // the fact lives in memory (where the user can forget it), not also in the readable chat log
-      await this.d.db.query('UPDATE messages SET content = $2 WHERE id = $1', [
-        message.id,
-        '/remember [kept in memory]',
-      ]);
+      await replaceMessageContent(this.d.db, message.id, '/remember [kept in memory]');
       return say(r.created ? 'remembered' : 'remembered_again', lang);
     }
     if (action === 'forget') {

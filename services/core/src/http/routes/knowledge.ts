@@ -169,7 +169,7 @@ export const knowledgeRoutes: Route[] = [
     roles: EDITORS,
     query: z.object({
       status: z.enum(STATUSES).optional(),
-      q: StoredText.pipe(z.string().min(1).max(200)).optional().describe('Part of the title or file name.'),
+      q: z.string().min(1).max(200).optional().describe('Part of the title or file name.'),
       limit: limitParam(500, 100),
       before: IdParam.optional().describe('next_before of the previous page.'),
     }),

@@ -2,7 +2,7 @@ import { AppError } from '@pincer/shared';
 import { z } from 'zod';
 import { getUser, listUsers } from '../../repositories/admin.ts';
 import { type Route, route } from '../route.ts';
-import { limitParam, StoredText, Timestamp, UserIdPath } from '../schemas.ts';
+import { limitParam, Timestamp, UserIdPath } from '../schemas.ts';
 
 const User = z.object({
   id: z.number().int(),
@@ -31,12 +31,8 @@ export const userRoutes: Route[] = [
     description: 'Newest first.',
     roles: ['operator'],
     query: z.object({
-      q: StoredText.pipe(z.string().min(1).max(200))
-        .optional()
-        .describe('Part of a display name, username or platform id.'),
-      platform: StoredText.pipe(z.string().max(32))
-        .optional()
-        .describe('Only users with an identity on this platform.'),
+      q: z.string().min(1).max(200).optional().describe('Part of a display name, username or platform id.'),
+      platform: z.string().max(32).optional().describe('Only users with an identity on this platform.'),
       limit: limitParam(200, 50),
       before: z.coerce
         .number()
