@@ -63,31 +63,23 @@ function operation(r: Route): JsonSchema {
     ...(r.params || r.query
       ? { parameters: [...parameters(r.params, 'path'), ...parameters(r.query, 'query')] }
       : {}),
-    ...(r.body
-      ? {
-          requestBody: {
-            required: true,
-            content: r.upload
-              ? {
-                  'multipart/form-data': {
-                    schema: {
-                      ...(jsonSchema(r.body, 'input') as Record<string, unknown>),
-                      properties: {
-                        [r.upload.field]: { type: 'string', format: 'binary' },
-                        ...((jsonSchema(r.body, 'input') as { properties?: object }).properties ?? {}),
-                      },
-                      required: [
-                        r.upload.field,
-                        ...((jsonSchema(r.body, 'input') as { required?: string[] }).required ?? []),
-                      ],
-                    },
-                  },
-                }
-              : { 'application/json': { schema: jsonSchema(r.body, 'input') } },
-          },
-        }
-      : {}),
+    ...(r.body ? { requestBody: { required: true, content: requestContent(r, r.body) } } : {}),
     responses,
+  };
+}
+
+/** A JSON body, or for an upload the form: the file field plus the body's fields. */
+function requestContent(r: Route, body: NonNullable<Route['body']>): JsonSchema {
+  const schema = jsonSchema(body, 'input') as { properties?: object; required?: string[] };
+  if (!r.upload) return { 'application/json': { schema } };
+  return {
+    'multipart/form-data': {
+      schema: {
+        ...schema,
+        properties: { [r.upload.field]: { type: 'string', format: 'binary' }, ...schema.properties },
+        required: [r.upload.field, ...(schema.required ?? [])],
+      },
+    },
   };
 }
 
