@@ -1,6 +1,6 @@
 // Talking to core: every call carries the signed-in key; a 401 anywhere ends the session.
 import { createParser } from 'eventsource-parser';
-import type { ChatResult, Me } from './types.ts';
+import type { ChatResult, Conversation, Me, Message, Page } from './types.ts';
 
 const STORAGE_KEY = 'pincer.console.token';
 
@@ -111,6 +111,15 @@ export async function api<T>(method: string, path: string, body?: unknown, signa
   if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
 }
+
+const conversationPath = (id: string) => `/api/v1/conversations/${encodeURIComponent(id)}`;
+
+export const getConversation = (id: string, signal?: AbortSignal) =>
+  api<Conversation>('GET', conversationPath(id), undefined, signal);
+
+/** A conversation's messages: the first 1000 (next_cursor is set when there are more). */
+export const getMessages = (id: string, signal?: AbortSignal) =>
+  api<Page<Message>>('GET', `${conversationPath(id)}/messages?limit=1000`, undefined, signal);
 
 /** `?a=1&b=2` from the fields that are set. */
 export function query(params: Record<string, string | number | undefined | null>): string {

@@ -18,9 +18,9 @@ import { KnowledgePage } from './pages/knowledge.tsx';
 import { ModelsPage } from './pages/models.tsx';
 import { PairingPage } from './pages/pairing.tsx';
 import { SignIn } from './pages/signin.tsx';
-import { href, navigate, PAGES, pagesFor, type PageId, useLocation } from './router.ts';
+import { href, navigate, PAGES, type PageInfo, pagesFor, useLocation } from './router.ts';
 import type { Me } from './types.ts';
-import { ErrorBanner, Loading } from './ui.tsx';
+import { ErrorBanner, Loading, Notice } from './ui.tsx';
 
 type Session =
   | { state: 'checking' }
@@ -122,35 +122,26 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
         </ul>
       </nav>
       <main>
-        {!page ? (
-          allowed.length === 0 ? (
-            <ErrorBanner error={`The role ${me.role} has no pages in this console.`} />
-          ) : (
-            <Loading />
-          )
-        ) : !page.roles.includes(me.role) ? (
-          <NotAllowed title={page.title} role={me.role} />
-        ) : (
-          <PageView id={page.id} rest={loc.rest} me={me} />
-        )}
+        <PageView page={page} rest={loc.rest} me={me} none={allowed.length === 0} />
       </main>
     </div>
   );
 }
 
-function NotAllowed({ title, role }: { title: string; role: string }) {
-  return (
-    <section>
-      <h1>Not allowed</h1>
-      <div class="banner error" role="alert">
-        You are not allowed to open {title}: a key with the role {role} cannot use it.
-      </div>
-    </section>
-  );
-}
-
-function PageView({ id, rest, me }: { id: PageId; rest: string; me: Me }) {
-  switch (id) {
+/** The page shown; `none` when the role has no page at all (an unknown page is redirected meanwhile). */
+function PageView({ page, rest, me, none }: { page?: PageInfo; rest: string; me: Me; none: boolean }) {
+  if (!page)
+    return none ? <ErrorBanner error={`The role ${me.role} has no pages in this console.`} /> : <Loading />;
+  if (!page.roles.includes(me.role))
+    return (
+      <section>
+        <h1>Not allowed</h1>
+        <Notice tone="error">
+          You are not allowed to open {page.title}: a key with the role {me.role} cannot use it.
+        </Notice>
+      </section>
+    );
+  switch (page.id) {
     case 'chat':
       return <ChatPage me={me} conversationId={rest || undefined} />;
     case 'conversations':

@@ -1,9 +1,19 @@
 // Chat with a model through core (POST /api/v1/chat, streamed), and my earlier API conversations.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, query, streamChat } from '../api.ts';
+import { api, getConversation, getMessages, query, streamChat } from '../api.ts';
 import { href, navigate } from '../router.ts';
 import type { Conversation, Me, Message, ModelList, Page } from '../types.ts';
-import { conversationName, Empty, ErrorBanner, fmtMs, fmtNum, Loading, useResource } from '../ui.tsx';
+import {
+  conversationName,
+  Empty,
+  ErrorBanner,
+  Facts,
+  fmtMs,
+  fmtNum,
+  Loading,
+  PageHeader,
+  useResource,
+} from '../ui.tsx';
 
 interface ReplyMeta {
   model: string | null;
@@ -13,7 +23,7 @@ interface ReplyMeta {
   ttft_ms: number | null;
 }
 
-interface Item {
+export interface Item {
   key: string;
   role: Message['role'];
   content: string;
@@ -22,7 +32,7 @@ interface Item {
 }
 
 let seq = 0;
-const itemOf = (m: Message): Item => ({
+export const itemOf = (m: Message): Item => ({
   key: `m${m.id}`,
   role: m.role,
   content: m.content,
@@ -31,7 +41,7 @@ const itemOf = (m: Message): Item => ({
 });
 
 /** Chat models only: an embeddings-only model cannot answer. */
-export const chatModels = (list: ModelList | undefined) =>
+const chatModels = (list: ModelList | undefined) =>
   (list?.data ?? []).filter((m) => m.capabilities.includes('chat') || !m.capabilities.includes('embeddings'));
 
 export function ChatPage({ me, conversationId }: { me: Me; conversationId?: string }) {
@@ -78,22 +88,13 @@ export function ChatPage({ me, conversationId }: { me: Me; conversationId?: stri
     setItems([]);
     setModel('');
     // the model picked earlier in this conversation stays picked (it is the conversation's)
-    api<Conversation>(
-      'GET',
-      `/api/v1/conversations/${encodeURIComponent(conversationId)}`,
-      undefined,
-      ctl.signal,
-    ).then(
+    getConversation(conversationId, ctl.signal).then(
       (c) => setModel(c.model ?? ''),
       () => {},
     );
-    api<Page<Message>>(
-      'GET',
-      `/api/v1/conversations/${encodeURIComponent(conversationId)}/messages?limit=1000`,
-      undefined,
-      ctl.signal,
-    ).then(
+    getMessages(conversationId, ctl.signal).then(
       (page) => {
+        if (ctl.signal.aborted) return;
         setItems(page.data.filter((m) => m.role !== 'system').map(itemOf));
         setLoadingHistory(false);
       },
@@ -103,7 +104,11 @@ export function ChatPage({ me, conversationId }: { me: Me; conversationId?: stri
         setLoadingHistory(false);
       },
     );
-    return () => ctl.abort();
+    return () => {
+      ctl.abort();
+      // another conversation (or a new chat) must not be left "loading" by the one given up
+      setLoadingHistory(false);
+    };
     // choices only refines the model picked; reloading the history when they arrive is not needed
   }, [conversationId]);
 
@@ -222,25 +227,22 @@ export function ChatPage({ me, conversationId }: { me: Me; conversationId?: stri
         )}
       </aside>
       <section class="chat-main" aria-labelledby="chat-title">
-        <div class="page-header">
-          <h1 id="chat-title">Chat</h1>
-          <div class="actions">
-            <label for="model" class="inline">
-              Model
-            </label>
-            <select id="model" value={model} onChange={(e) => setModel(e.currentTarget.value)}>
-              {/* no model sent: the routing rules and core.default_model choose, as on the chat platforms */}
-              <option value="">{models.loading && !choices.length ? 'Loading…' : 'Automatic'}</option>
-              {model && !choices.some((m) => m.id === model) && <option value={model}>{model}</option>}
-              {choices.map((m) => (
-                <option key={m.id} value={m.id}>
-                  {m.name && m.name !== m.id ? `${m.name} (${m.id})` : m.id}
-                  {m.default ? ' — default' : ''}
-                </option>
-              ))}
-            </select>
-          </div>
-        </div>
+        <PageHeader title="Chat" id="chat-title">
+          <label for="model" class="inline">
+            Model
+          </label>
+          <select id="model" value={model} onChange={(e) => setModel(e.currentTarget.value)}>
+            {/* no model sent: the routing rules and core.default_model choose, as on the chat platforms */}
+            <option value="">{models.loading && !choices.length ? 'Loading…' : 'Automatic'}</option>
+            {model && !choices.some((m) => m.id === model) && <option value={model}>{model}</option>}
+            {choices.map((m) => (
+              <option key={m.id} value={m.id}>
+                {m.name && m.name !== m.id ? `${m.name} (${m.id})` : m.id}
+                {m.default ? ' — default' : ''}
+              </option>
+            ))}
+          </select>
+        </PageHeader>
         <ErrorBanner error={models.error} />
         <div
           class="messages"
@@ -330,36 +332,18 @@ export function Bubble({ item }: { item: Item }) {
       ) : (
         <div class="plain">{item.content}</div>
       )}
-      {item.meta && <ReplyFacts meta={item.meta} />}
+      {item.meta && (
+        <Facts
+          kind="facts"
+          facts={{
+            Model: item.meta.model ?? '—',
+            'Prompt tokens': fmtNum(item.meta.prompt_tokens),
+            'Completion tokens': fmtNum(item.meta.completion_tokens),
+            Latency: fmtMs(item.meta.latency_ms),
+            'First token': fmtMs(item.meta.ttft_ms),
+          }}
+        />
+      )}
     </article>
   );
 }
-
-export function ReplyFacts({ meta }: { meta: ReplyMeta }) {
-  return (
-    <dl class="facts">
-      <div>
-        <dt>Model</dt>
-        <dd>{meta.model ?? '—'}</dd>
-      </div>
-      <div>
-        <dt>Prompt tokens</dt>
-        <dd>{fmtNum(meta.prompt_tokens)}</dd>
-      </div>
-      <div>
-        <dt>Completion tokens</dt>
-        <dd>{fmtNum(meta.completion_tokens)}</dd>
-      </div>
-      <div>
-        <dt>Latency</dt>
-        <dd>{fmtMs(meta.latency_ms)}</dd>
-      </div>
-      <div>
-        <dt>First token</dt>
-        <dd>{fmtMs(meta.ttft_ms)}</dd>
-      </div>
-    </dl>
-  );
-}
-
-export { itemOf, type Item };

@@ -2,7 +2,19 @@
 import { useState } from 'preact/hooks';
 import { api, ApiError } from '../api.ts';
 import type { ConfigProblem, ConfigView, Me, ValidateResult } from '../types.ts';
-import { Empty, ErrorBanner, fmtTime, Loading, Notice, PageHeader, Table, useResource } from '../ui.tsx';
+import {
+  Empty,
+  ErrorBanner,
+  Facts,
+  fmtTime,
+  Loading,
+  Notice,
+  numeric,
+  PageHeader,
+  Table,
+  useAction,
+  useResource,
+} from '../ui.tsx';
 
 type Outcome =
   | { kind: 'validated'; result: ValidateResult }
@@ -11,46 +23,32 @@ type Outcome =
 
 export function ConfigPage({ me }: { me: Me }) {
   const config = useResource((signal) => api<ConfigView>('GET', '/api/v1/config', undefined, signal), []);
-  const [busy, setBusy] = useState<'validate' | 'reload'>();
   const [outcome, setOutcome] = useState<Outcome>();
-  const [error, setError] = useState<unknown>();
+  const action = useAction();
+  const busy = action.busy;
   const canChange = me.role === 'admin';
 
-  async function run(what: 'validate' | 'reload') {
-    setBusy(what);
-    setError(undefined);
-    setOutcome(undefined);
-    try {
-      if (what === 'validate') {
-        setOutcome({
-          kind: 'validated',
-          result: await api<ValidateResult>('POST', '/api/v1/config/validate'),
-        });
-      } else {
-        const r = await api<{ changes: string[]; restart_required: string[] }>(
-          'POST',
-          '/api/v1/config/reload',
-        );
-        setOutcome({
-          kind: 'reloaded',
-          changes: r.changes ?? [],
-          restart_required: r.restart_required ?? [],
-        });
-        config.reload();
-      }
-    } catch (err) {
-      // 422 config_invalid lists the problems next to the error
-      const problems =
-        err instanceof ApiError
-          ? (err.body as { problems?: ConfigProblem[] } | undefined)?.problems
-          : undefined;
-      if (Array.isArray(problems))
-        setOutcome({ kind: 'invalid', message: (err as ApiError).message, problems });
-      else setError(err);
-    } finally {
-      setBusy(undefined);
-    }
+  async function check(what: 'validate' | 'reload'): Promise<Outcome> {
+    if (what === 'validate')
+      return { kind: 'validated', result: await api<ValidateResult>('POST', '/api/v1/config/validate') };
+    const r = await api<{ changes: string[]; restart_required: string[] }>('POST', '/api/v1/config/reload');
+    config.reload();
+    return { kind: 'reloaded', changes: r.changes ?? [], restart_required: r.restart_required ?? [] };
   }
+
+  const run = (what: 'validate' | 'reload') =>
+    action.run(what, async () => {
+      setOutcome(undefined);
+      try {
+        setOutcome(await check(what));
+      } catch (err) {
+        // 422 config_invalid lists the problems next to the error
+        const problems =
+          err instanceof ApiError && (err.body as { problems?: unknown } | undefined)?.problems;
+        if (!Array.isArray(problems)) throw err;
+        setOutcome({ kind: 'invalid', message: (err as ApiError).message, problems });
+      }
+    });
 
   const c = config.data;
   return (
@@ -78,62 +76,45 @@ export function ConfigPage({ me }: { me: Me }) {
           Validate checks the files on disk without applying them; Reload applies them if they are valid.
         </p>
       )}
-      <ErrorBanner error={error} onDismiss={() => setError(undefined)} />
+      <ErrorBanner error={action.error} onDismiss={action.dismiss} />
       {outcome && <OutcomeView outcome={outcome} />}
       <ErrorBanner error={config.error} />
       {!c ? (
         config.loading && <Loading />
       ) : (
         <>
-          <dl class="summary">
-            <div>
-              <dt>Loaded</dt>
-              <dd>{fmtTime(c.loaded_at)}</dd>
-            </div>
-            <div>
-              <dt>From</dt>
-              <dd class="mono">{c.source.dir}</dd>
-            </div>
-          </dl>
+          <Facts
+            kind="summary"
+            facts={{ Loaded: fmtTime(c.loaded_at), From: <span class="mono">{c.source.dir}</span> }}
+          />
           <h2>Routing rules</h2>
           {c.routes.length === 0 ? (
             <Empty>No routing rules.</Empty>
           ) : (
-            <Table label="Routing rules">
-              <thead>
-                <tr>
-                  <th scope="col" class="num">
-                    #
-                  </th>
-                  <th scope="col">Match</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Model</th>
-                  <th scope="col">System prompt</th>
-                  <th scope="col">Knowledge</th>
+            <Table
+              label="Routing rules"
+              columns={[numeric('#'), 'Match', 'Action', 'Model', 'System prompt', 'Knowledge']}
+            >
+              {c.routes.map((r) => (
+                <tr key={r.index}>
+                  <td class="num">{r.index}</td>
+                  <td class="mono small wrap">
+                    {r.match ? describeMatch(r.match) || 'any message' : 'default (everything else)'}
+                  </td>
+                  <td class="mono">{r.action}</td>
+                  <td>{r.model ?? '—'}</td>
+                  <td class="wrap small" title={r.system_prompt ?? undefined}>
+                    {r.system_prompt === null ? (
+                      <span class="muted">default</span>
+                    ) : r.system_prompt.length > 120 ? (
+                      `${r.system_prompt.slice(0, 120)}…`
+                    ) : (
+                      r.system_prompt
+                    )}
+                  </td>
+                  <td>{r.knowledge ? 'yes' : 'no'}</td>
                 </tr>
-              </thead>
-              <tbody>
-                {c.routes.map((r) => (
-                  <tr key={r.index}>
-                    <td class="num">{r.index}</td>
-                    <td class="mono small wrap">
-                      {r.match ? describeMatch(r.match) || 'any message' : 'default (everything else)'}
-                    </td>
-                    <td class="mono">{r.action}</td>
-                    <td>{r.model ?? '—'}</td>
-                    <td class="wrap small" title={r.system_prompt ?? undefined}>
-                      {r.system_prompt === null ? (
-                        <span class="muted">default</span>
-                      ) : r.system_prompt.length > 120 ? (
-                        `${r.system_prompt.slice(0, 120)}…`
-                      ) : (
-                        r.system_prompt
-                      )}
-                    </td>
-                    <td>{r.knowledge ? 'yes' : 'no'}</td>
-                  </tr>
-                ))}
-              </tbody>
+              ))}
             </Table>
           )}
           <h2>Settings</h2>
@@ -199,12 +180,12 @@ function Changes({ changes, restart }: { changes: string[]; restart: string[] })
 function OutcomeView({ outcome }: { outcome: Outcome }) {
   if (outcome.kind === 'invalid')
     return (
-      <div class="banner error" role="alert">
+      <Notice tone="error">
         <div>
           <strong>Not reloaded: {outcome.message}</strong>
           <Problems problems={outcome.problems} />
         </div>
-      </div>
+      </Notice>
     );
   if (outcome.kind === 'reloaded')
     return (
@@ -218,12 +199,12 @@ function OutcomeView({ outcome }: { outcome: Outcome }) {
   const r = outcome.result;
   if (!r.ok)
     return (
-      <div class="banner error" role="alert">
+      <Notice tone="error">
         <div>
           <strong>The configuration on disk has {r.problems.length} problem(s).</strong>
           <Problems problems={r.problems} />
         </div>
-      </div>
+      </Notice>
     );
   return (
     <Notice tone="ok">

@@ -1,17 +1,21 @@
 // API keys (create, revoke) and the users Pincer knows, with their platform identities. Admin only.
 import { useRef, useState } from 'preact/hooks';
-import { api } from '../api.ts';
-import type { ApiKey, Me, NewApiKey, Page, Role, User } from '../types.ts';
+import { api, query } from '../api.ts';
+import type { ApiKey, Me, NewApiKey, Role, User } from '../types.ts';
 import {
-  Empty,
+  ACTIONS,
+  ActionOutcome,
+  ConfirmButton,
   ErrorBanner,
+  Field,
   fmtTime,
-  Loading,
-  LoadMore,
-  Notice,
+  Listing,
+  numeric,
   PageHeader,
+  PagedTable,
   Table,
-  usePaged,
+  useAction,
+  usePages,
   useResource,
 } from '../ui.tsx';
 
@@ -36,40 +40,26 @@ function Keys({ me }: { me: Me }) {
   const keys = useResource((signal) => api<{ data: ApiKey[] }>('GET', '/api/v1/keys', undefined, signal), []);
   const [name, setName] = useState('');
   const [role, setRole] = useState<Role>('user');
-  const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<NewApiKey>();
-  const [error, setError] = useState<unknown>();
-  const [notice, setNotice] = useState<string>();
+  const action = useAction();
+  const creating = action.busy === 'create';
 
-  async function create(e: Event) {
+  function create(e: Event) {
     e.preventDefault();
-    setCreating(true);
-    setError(undefined);
-    setNotice(undefined);
-    try {
+    void action.run('create', async () => {
       setCreated(await api<NewApiKey>('POST', '/api/v1/keys', { name: name.trim(), role }));
       setName('');
       keys.reload();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setCreating(false);
-    }
+    });
   }
 
   async function revoke(k: ApiKey) {
-    if (!confirm(`Revoke the key "${k.name}" (${k.role})? Anything using it stops working at once.`)) return;
-    setError(undefined);
-    setNotice(undefined);
-    try {
+    await action.run(`revoke ${k.id}`, async () => {
       await api('DELETE', `/api/v1/keys/${k.id}`);
-      setNotice(`The key "${k.name}" is revoked.`);
       if (created?.id === k.id) setCreated(undefined);
-    } catch (err) {
-      setError(err);
-    } finally {
-      keys.reload();
-    }
+      return `The key "${k.name}" is revoked.`;
+    });
+    keys.reload();
   }
 
   const rows = keys.data?.data ?? [];
@@ -77,8 +67,7 @@ function Keys({ me }: { me: Me }) {
     <>
       <h2>API keys</h2>
       <form class="filters" onSubmit={create} aria-label="Create an API key">
-        <div class="field grow">
-          <label for="key-name">Name</label>
+        <Field id="key-name" label="Name" grow>
           <input
             id="key-name"
             required
@@ -87,9 +76,8 @@ function Keys({ me }: { me: Me }) {
             value={name}
             onInput={(e) => setName(e.currentTarget.value)}
           />
-        </div>
-        <div class="field">
-          <label for="key-role">Role</label>
+        </Field>
+        <Field id="key-role" label="Role">
           <select id="key-role" value={role} onChange={(e) => setRole(e.currentTarget.value as Role)}>
             {ROLES.map((r) => (
               <option key={r.role} value={r.role}>
@@ -97,7 +85,7 @@ function Keys({ me }: { me: Me }) {
               </option>
             ))}
           </select>
-        </div>
+        </Field>
         <div class="field buttons">
           <button type="submit" disabled={creating || !name.trim()}>
             {creating ? 'Creating…' : 'Create key'}
@@ -105,58 +93,41 @@ function Keys({ me }: { me: Me }) {
         </div>
       </form>
       {created && <NewKey k={created} onDone={() => setCreated(undefined)} />}
-      {notice && <Notice tone="ok">{notice}</Notice>}
-      <ErrorBanner error={error ?? keys.error} onDismiss={error ? () => setError(undefined) : undefined} />
-      {keys.loading && !keys.data ? (
-        <Loading />
-      ) : rows.length === 0 ? (
-        !keys.error && (
-          <Empty>No API keys yet: create one for each person or program that needs access.</Empty>
-        )
-      ) : (
-        <Table label="API keys">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Role</th>
-              <th scope="col">Created</th>
-              <th scope="col">Last used</th>
-              <th scope="col">Status</th>
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
+      <ActionOutcome action={action} listError={keys.error} />
+      <Listing
+        loading={keys.loading && !keys.data}
+        error={keys.error}
+        count={rows.length}
+        empty="No API keys yet: create one for each person or program that needs access."
+      >
+        <Table label="API keys" columns={['Name', 'Role', 'Created', 'Last used', 'Status', ACTIONS]}>
+          {rows.map((k) => (
+            <tr key={k.id} class={k.revoked_at ? 'dim' : ''}>
+              <td>
+                {k.name}
+                {k.id === me.id && <span class="badge">this key</span>}
+              </td>
+              <td>
+                <span class={`role role-${k.role}`}>{k.role}</span>
+              </td>
+              <td>{fmtTime(k.created_at)}</td>
+              <td>{fmtTime(k.last_used_at)}</td>
+              <td>{k.revoked_at ? `Revoked ${fmtTime(k.revoked_at)}` : 'Active'}</td>
+              <td class="row-actions">
+                {!k.revoked_at && (
+                  <ConfirmButton
+                    label={`Revoke ${k.name}`}
+                    question={`Revoke the key "${k.name}" (${k.role})? Anything using it stops working at once.`}
+                    onConfirm={() => void revoke(k)}
+                  >
+                    Revoke
+                  </ConfirmButton>
+                )}
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {rows.map((k) => (
-              <tr key={k.id} class={k.revoked_at ? 'dim' : ''}>
-                <td>
-                  {k.name}
-                  {k.id === me.id && <span class="badge">this key</span>}
-                </td>
-                <td>
-                  <span class={`role role-${k.role}`}>{k.role}</span>
-                </td>
-                <td>{fmtTime(k.created_at)}</td>
-                <td>{fmtTime(k.last_used_at)}</td>
-                <td>{k.revoked_at ? `Revoked ${fmtTime(k.revoked_at)}` : 'Active'}</td>
-                <td class="row-actions">
-                  {!k.revoked_at && (
-                    <button
-                      type="button"
-                      class="danger small"
-                      aria-label={`Revoke ${k.name}`}
-                      onClick={() => revoke(k)}
-                    >
-                      Revoke
-                    </button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
+          ))}
         </Table>
-      )}
+      </Listing>
     </>
   );
 }
@@ -214,62 +185,35 @@ function NewKey({ k, onDone }: { k: NewApiKey; onDone: () => void }) {
 }
 
 function Users() {
-  const users = usePaged(async (before, signal) => {
-    const page = await api<Page<User>>(
-      'GET',
-      `/api/v1/users?limit=50${before ? `&before=${encodeURIComponent(before)}` : ''}`,
-      undefined,
-      signal,
-    );
-    return { data: page.data, next: page.next_cursor };
-  }, []);
+  const users = usePages<User>((before) => `/api/v1/users${query({ limit: 50, before })}`, []);
   return (
     <>
       <h2>Users</h2>
       <ErrorBanner error={users.error} />
-      {users.loading ? (
-        <Loading />
-      ) : users.rows.length === 0 ? (
-        !users.error && <Empty>No users yet.</Empty>
-      ) : (
-        <>
-          <Table label="Users">
-            <thead>
-              <tr>
-                <th scope="col" class="num">
-                  Id
-                </th>
-                <th scope="col">Name</th>
-                <th scope="col">Identities</th>
-                <th scope="col">Since</th>
-              </tr>
-            </thead>
-            <tbody>
-              {users.rows.map((u) => (
-                <tr key={u.id}>
-                  <td class="num">{u.id}</td>
-                  <td>{u.display_name}</td>
-                  <td>
-                    <ul class="plain-list">
-                      {u.identities.map((i) => (
-                        <li key={`${i.platform}:${i.external_id}`}>
-                          <span class="badge">{i.platform}</span> <span class="mono">{i.external_id}</span>
-                          {i.username && <span class="muted"> @{i.username}</span>}
-                          {!i.approved && i.platform !== 'api' && (
-                            <span class="badge warn">not approved</span>
-                          )}
-                        </li>
-                      ))}
-                    </ul>
-                  </td>
-                  <td>{fmtTime(u.created_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </Table>
-          <LoadMore list={users} />
-        </>
-      )}
+      <PagedTable
+        list={users}
+        label="Users"
+        empty="No users yet."
+        columns={[numeric('Id'), 'Name', 'Identities', 'Since']}
+        row={(u) => (
+          <tr key={u.id}>
+            <td class="num">{u.id}</td>
+            <td>{u.display_name}</td>
+            <td>
+              <ul class="plain-list">
+                {u.identities.map((i) => (
+                  <li key={`${i.platform}:${i.external_id}`}>
+                    <span class="badge">{i.platform}</span> <span class="mono">{i.external_id}</span>
+                    {i.username && <span class="muted"> @{i.username}</span>}
+                    {!i.approved && i.platform !== 'api' && <span class="badge warn">not approved</span>}
+                  </li>
+                ))}
+              </ul>
+            </td>
+            <td>{fmtTime(u.created_at)}</td>
+          </tr>
+        )}
+      />
     </>
   );
 }

@@ -1,17 +1,19 @@
 // The knowledge base: upload documents, follow their ingestion, delete them.
-import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, upload } from '../api.ts';
+import { type Dispatch, type StateUpdater, useEffect, useRef, useState } from 'preact/hooks';
+import { api, query, upload } from '../api.ts';
 import type { DocumentList, KbDocument } from '../types.ts';
 import {
-  Empty,
+  ACTIONS,
+  ActionOutcome,
+  ConfirmButton,
   ErrorBanner,
+  Field,
   fmtNum,
   fmtTime,
-  Loading,
-  LoadMore,
-  Notice,
+  numeric,
   PageHeader,
-  Table,
+  PagedTable,
+  useAction,
   useInterval,
   usePaged,
 } from '../ui.tsx';
@@ -25,38 +27,50 @@ interface Uploading {
   /** 0..1 while the bytes go up, then the document while it is ingested. */
   sent: number;
   doc?: KbDocument;
+  /** When the upload ended (performance.now()). */
+  at?: number;
   error?: unknown;
 }
 
+/**
+ * An upload follows its document in the list (where the newest is first) while it is ingested: a list
+ * asked for after the upload has it as it is now, or lacks it because it was deleted meanwhile.
+ */
+function follow(job: Uploading | undefined, list: { data: KbDocument[]; asked: number }) {
+  if (!job?.doc || job.error || settled(job.doc) || list.asked <= job.at!) return job;
+  const id = job.doc.id;
+  const doc = list.data.find((d) => d.id === id);
+  return doc ? { ...job, doc } : { ...job, error: `No document ${id}.` };
+}
+
 export function KnowledgePage() {
-  const [totals, setTotals] = useState<DocumentList['totals']>();
   const docs = usePaged(async (before, signal) => {
+    const asked = performance.now();
     const page = await api<DocumentList>(
       'GET',
-      `/api/v1/knowledge/documents?limit=100${before ? `&before=${before}` : ''}`,
+      `/api/v1/knowledge/documents${query({ limit: 100, before })}`,
       undefined,
       signal,
     );
-    setTotals(page.totals);
-    return { data: page.data, next: page.next_before === null ? null : String(page.next_before) };
+    return { ...page, asked, next: page.next_before === null ? null : String(page.next_before) };
   }, []);
-  const [error, setError] = useState<unknown>();
-  const [notice, setNotice] = useState<string>();
-  const busy = docs.rows.some((d) => !settled(d));
-  useInterval(docs.reload, busy ? POLL_MS : null);
+  const totals = docs.firstPage?.totals;
+  const [job, setJob] = useState<Uploading>();
+  // one poller for the list and the upload being ingested
+  useEffect(() => {
+    const list = docs.firstPage;
+    if (list) setJob((j) => follow(j, list));
+  }, [docs.firstPage]);
+  const following = job?.doc !== undefined && !job.error && !settled(job.doc);
+  useInterval(docs.reload, following || docs.rows.some((d) => !settled(d)) ? POLL_MS : null);
+  const action = useAction();
 
   async function remove(d: KbDocument) {
-    if (!confirm(`Delete "${d.title}" and its ${d.chunk_count} chunks from the knowledge base?`)) return;
-    setError(undefined);
-    setNotice(undefined);
-    try {
+    await action.run(`delete ${d.id}`, async () => {
       await api('DELETE', `/api/v1/knowledge/documents/${d.id}`);
-      setNotice(`"${d.title}" was deleted.`);
-    } catch (err) {
-      setError(err);
-    } finally {
-      docs.reload();
-    }
+      return `"${d.title}" was deleted.`;
+    });
+    docs.reload();
   }
 
   return (
@@ -66,7 +80,7 @@ export function KnowledgePage() {
           Refresh
         </button>
       </PageHeader>
-      <UploadForm onChange={docs.reload} />
+      <UploadForm job={job} setJob={setJob} onUploaded={docs.reload} />
       <h2>Documents</h2>
       {totals && (
         <p class="muted">
@@ -77,62 +91,39 @@ export function KnowledgePage() {
             .join('')}
         </p>
       )}
-      {notice && <Notice tone="ok">{notice}</Notice>}
-      <ErrorBanner error={error ?? docs.error} onDismiss={error ? () => setError(undefined) : undefined} />
-      {docs.loading ? (
-        <Loading />
-      ) : docs.rows.length === 0 ? (
-        !docs.error && <Empty>No documents yet. Upload one above.</Empty>
-      ) : (
-        <>
-          <Table label="Documents">
-            <thead>
-              <tr>
-                <th scope="col">Title</th>
-                <th scope="col">File</th>
-                <th scope="col">Status</th>
-                <th scope="col" class="num">
-                  Chunks
-                </th>
-                <th scope="col">Added</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {docs.rows.map((d) => (
-                <tr key={d.id}>
-                  <td>{d.title}</td>
-                  <td>
-                    {d.filename ?? <span class="muted">text</span>}
-                    <span class="muted small"> {d.format}</span>
-                  </td>
-                  <td>
-                    <Status d={d} />
-                  </td>
-                  <td class="num">{fmtNum(d.chunk_count)}</td>
-                  <td>
-                    {fmtTime(d.created_at)}
-                    {d.created_by && <span class="muted small"> by {d.created_by}</span>}
-                  </td>
-                  <td class="row-actions">
-                    <button
-                      type="button"
-                      class="danger small"
-                      aria-label={`Delete ${d.title}`}
-                      onClick={() => remove(d)}
-                    >
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </Table>
-          <LoadMore list={docs} />
-        </>
-      )}
+      <ActionOutcome action={action} listError={docs.error} />
+      <PagedTable
+        list={docs}
+        label="Documents"
+        empty="No documents yet. Upload one above."
+        columns={['Title', 'File', 'Status', numeric('Chunks'), 'Added', ACTIONS]}
+        row={(d) => (
+          <tr key={d.id}>
+            <td>{d.title}</td>
+            <td>
+              {d.filename ?? <span class="muted">text</span>}
+              <span class="muted small"> {d.format}</span>
+            </td>
+            <td>
+              <Status d={d} />
+            </td>
+            <td class="num">{fmtNum(d.chunk_count)}</td>
+            <td>
+              {fmtTime(d.created_at)}
+              {d.created_by && <span class="muted small"> by {d.created_by}</span>}
+            </td>
+            <td class="row-actions">
+              <ConfirmButton
+                label={`Delete ${d.title}`}
+                question={`Delete "${d.title}" and its ${d.chunk_count} chunks from the knowledge base?`}
+                onConfirm={() => void remove(d)}
+              >
+                Delete
+              </ConfirmButton>
+            </td>
+          </tr>
+        )}
+      />
     </section>
   );
 }
@@ -155,12 +146,15 @@ function Status({ d }: { d: KbDocument }) {
   );
 }
 
-function UploadForm({ onChange }: { onChange: () => void }) {
+/** The upload form, and how the last upload goes (the page follows its ingestion). */
+function UploadForm(props: {
+  job: Uploading | undefined;
+  setJob: Dispatch<StateUpdater<Uploading | undefined>>;
+  onUploaded: () => void;
+}) {
+  const { job, setJob } = props;
   const fileRef = useRef<HTMLInputElement>(null);
   const [title, setTitle] = useState('');
-  const [job, setJob] = useState<Uploading>();
-  const alive = useRef(true);
-  useEffect(() => () => void (alive.current = false), []);
 
   async function submit(e: Event) {
     e.preventDefault();
@@ -172,20 +166,13 @@ function UploadForm({ onChange }: { onChange: () => void }) {
     const current: Uploading = { name: file.name, sent: 0 };
     setJob(current);
     try {
-      let doc = await upload<KbDocument>('/api/v1/knowledge/files', form, (sent) =>
+      const uploaded = await upload<KbDocument>('/api/v1/knowledge/files', form, (sent) =>
         setJob({ ...current, sent }),
       );
-      setJob({ ...current, sent: 1, doc });
+      setJob({ ...current, sent: 1, doc: uploaded, at: performance.now() });
       if (fileRef.current) fileRef.current.value = '';
       setTitle('');
-      onChange();
-      // follow the ingestion until it ends; the list refreshes itself meanwhile
-      while (!settled(doc) && alive.current) {
-        await new Promise((r) => setTimeout(r, POLL_MS));
-        doc = await api<KbDocument>('GET', `/api/v1/knowledge/documents/${doc.id}`);
-        setJob({ ...current, sent: 1, doc });
-      }
-      onChange();
+      props.onUploaded();
     } catch (err) {
       setJob((j) => ({ ...(j ?? current), error: err }));
     }
@@ -197,12 +184,10 @@ function UploadForm({ onChange }: { onChange: () => void }) {
       <h2 id="upload-title">Add a document</h2>
       <p class="muted small">Markdown, plain text, HTML, PDF or Word (.docx).</p>
       <div class="filters">
-        <div class="field grow">
-          <label for="kb-file">File</label>
+        <Field id="kb-file" label="File" grow>
           <input id="kb-file" ref={fileRef} type="file" accept={ACCEPT} required />
-        </div>
-        <div class="field grow">
-          <label for="kb-title">Title (optional)</label>
+        </Field>
+        <Field id="kb-title" label="Title (optional)" grow>
           <input
             id="kb-title"
             maxLength={500}
@@ -210,14 +195,14 @@ function UploadForm({ onChange }: { onChange: () => void }) {
             value={title}
             onInput={(e) => setTitle(e.currentTarget.value)}
           />
-        </div>
+        </Field>
         <div class="field buttons">
           <button type="submit" disabled={uploading}>
             {uploading ? 'Working…' : 'Upload'}
           </button>
         </div>
       </div>
-      {job && job.name && (
+      {job?.name && (
         <div class="upload-progress" aria-live="polite">
           <p class="small">
             {job.doc

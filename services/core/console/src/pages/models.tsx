@@ -7,6 +7,8 @@ import {
   fmtMs,
   fmtNum,
   Loading,
+  Notice,
+  numeric,
   PageHeader,
   Table,
   useInterval,
@@ -31,11 +33,7 @@ export function ModelsPage() {
         </button>
       </PageHeader>
       <ErrorBanner error={models.error} />
-      {d?.proxy_error && (
-        <div class="banner error" role="alert">
-          llm-proxy did not answer: {d.proxy_error}
-        </div>
-      )}
+      {d?.proxy_error && <Notice tone="error">llm-proxy did not answer: {d.proxy_error}</Notice>}
       {!d ? (
         models.loading && <Loading />
       ) : (
@@ -44,39 +42,33 @@ export function ModelsPage() {
           {d.data.length === 0 ? (
             <Empty>No models are configured (config/models.yml).</Empty>
           ) : (
-            <Table label="Models">
-              <thead>
-                <tr>
-                  <th scope="col">Model</th>
-                  <th scope="col">Provider</th>
-                  <th scope="col" class="num">
-                    Context
-                  </th>
-                  <th scope="col" class="num">
-                    Max output
-                  </th>
-                  <th scope="col">Capabilities</th>
-                  <th scope="col">Aliases</th>
-                  <th scope="col">Fallbacks</th>
+            <Table
+              label="Models"
+              columns={[
+                'Model',
+                'Provider',
+                numeric('Context'),
+                numeric('Max output'),
+                'Capabilities',
+                'Aliases',
+                'Fallbacks',
+              ]}
+            >
+              {d.data.map((m) => (
+                <tr key={m.id}>
+                  <td>
+                    <strong>{m.id}</strong>
+                    {m.name && m.name !== m.id && <span class="muted"> {m.name}</span>}
+                    {m.default && <span class="badge ok">default</span>}
+                  </td>
+                  <td>{m.provider}</td>
+                  <td class="num">{fmtNum(m.context_window)}</td>
+                  <td class="num">{fmtNum(m.max_tokens)}</td>
+                  <td>{m.capabilities.join(', ') || '—'}</td>
+                  <td>{m.aliases.join(', ') || '—'}</td>
+                  <td>{m.fallbacks.join(' → ') || '—'}</td>
                 </tr>
-              </thead>
-              <tbody>
-                {d.data.map((m) => (
-                  <tr key={m.id}>
-                    <td>
-                      <strong>{m.id}</strong>
-                      {m.name && m.name !== m.id && <span class="muted"> {m.name}</span>}
-                      {m.default && <span class="badge ok">default</span>}
-                    </td>
-                    <td>{m.provider}</td>
-                    <td class="num">{fmtNum(m.context_window)}</td>
-                    <td class="num">{fmtNum(m.max_tokens)}</td>
-                    <td>{m.capabilities.join(', ') || '—'}</td>
-                    <td>{m.aliases.join(', ') || '—'}</td>
-                    <td>{m.fallbacks.join(' → ') || '—'}</td>
-                  </tr>
-                ))}
-              </tbody>
+              ))}
             </Table>
           )}
           <h2>Upstreams</h2>
@@ -101,54 +93,44 @@ export function ModelsPage() {
 function Nodes({ provider, nodes }: { provider: string; nodes: UpstreamNode[] }) {
   if (!nodes.length) return <Empty>No nodes.</Empty>;
   return (
-    <Table label={`Nodes of ${provider}`}>
-      <thead>
-        <tr>
-          <th scope="col">Node</th>
-          <th scope="col">Probe</th>
-          <th scope="col">Breaker</th>
-          <th scope="col" class="num">
-            In flight
-          </th>
-          <th scope="col" class="num">
-            Requests
-          </th>
-          <th scope="col" class="num">
-            Latency
-          </th>
-          <th scope="col" class="num">
-            Failures in a row
-          </th>
-          <th scope="col">Last error</th>
+    <Table
+      label={`Nodes of ${provider}`}
+      columns={[
+        'Node',
+        'Probe',
+        'Breaker',
+        numeric('In flight'),
+        numeric('Requests'),
+        numeric('Latency'),
+        numeric('Failures in a row'),
+        'Last error',
+      ]}
+    >
+      {nodes.map((n) => (
+        <tr key={n.id}>
+          <td>
+            <strong>{n.id}</strong>
+            <div class="muted small mono">{n.url}</div>
+          </td>
+          <td>
+            <span class={`badge ${n.probe === 'up' ? 'ok' : n.probe === 'down' ? 'bad' : ''}`}>
+              {n.probe}
+            </span>
+          </td>
+          <td>
+            <span class={`badge ${n.breaker === 'closed' ? 'ok' : n.breaker === 'open' ? 'bad' : 'warn'}`}>
+              {n.breaker.replace('_', ' ')}
+            </span>
+          </td>
+          <td class="num">
+            {n.in_flight} / {n.max_concurrency}
+          </td>
+          <td class="num">{fmtNum(n.requests)}</td>
+          <td class="num">{fmtMs(n.latency_ms)}</td>
+          <td class="num">{n.consecutive_failures}</td>
+          <td class="wrap">{n.last_error ?? '—'}</td>
         </tr>
-      </thead>
-      <tbody>
-        {nodes.map((n) => (
-          <tr key={n.id}>
-            <td>
-              <strong>{n.id}</strong>
-              <div class="muted small mono">{n.url}</div>
-            </td>
-            <td>
-              <span class={`badge ${n.probe === 'up' ? 'ok' : n.probe === 'down' ? 'bad' : ''}`}>
-                {n.probe}
-              </span>
-            </td>
-            <td>
-              <span class={`badge ${n.breaker === 'closed' ? 'ok' : n.breaker === 'open' ? 'bad' : 'warn'}`}>
-                {n.breaker.replace('_', ' ')}
-              </span>
-            </td>
-            <td class="num">
-              {n.in_flight} / {n.max_concurrency}
-            </td>
-            <td class="num">{fmtNum(n.requests)}</td>
-            <td class="num">{fmtMs(n.latency_ms)}</td>
-            <td class="num">{n.consecutive_failures}</td>
-            <td class="wrap">{n.last_error ?? '—'}</td>
-          </tr>
-        ))}
-      </tbody>
+      ))}
     </Table>
   );
 }

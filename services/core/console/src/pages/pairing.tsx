@@ -2,9 +2,14 @@
 import { useState } from 'preact/hooks';
 import { api, query } from '../api.ts';
 import type { PairingRequest } from '../types.ts';
-import { Empty, ErrorBanner, fmtTime, Loading, Notice, PageHeader, Table, useResource } from '../ui.tsx';
+import { ActionOutcome, fmtTime, Listing, PageHeader, Table, useAction, useResource } from '../ui.tsx';
 
 const STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
+
+const DECISIONS = [
+  { decision: 'approve', label: 'Approve', done: 'approved', class: undefined },
+  { decision: 'deny', label: 'Deny', done: 'denied', class: 'secondary' },
+] as const;
 
 export function PairingPage() {
   const [status, setStatus] = useState<(typeof STATUSES)[number]>('pending');
@@ -18,26 +23,18 @@ export function PairingPage() {
       ),
     [status],
   );
-  const [busy, setBusy] = useState<string>();
-  const [error, setError] = useState<unknown>();
-  const [done, setDone] = useState<string>();
+  const action = useAction();
 
-  async function decide(r: PairingRequest, decision: 'approve' | 'deny') {
-    setBusy(r.id);
-    setError(undefined);
-    setDone(undefined);
-    try {
-      await api('POST', `/api/v1/pairing/${r.id}/${decision}`);
-      setDone(`${r.display_name} (${r.platform}) was ${decision === 'approve' ? 'approved' : 'denied'}.`);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(undefined);
-      list.reload();
-    }
+  async function decide(r: PairingRequest, d: (typeof DECISIONS)[number]) {
+    await action.run(r.id, async () => {
+      await api('POST', `/api/v1/pairing/${r.id}/${d.decision}`);
+      return `${r.display_name} (${r.platform}) was ${d.done}.`;
+    });
+    list.reload();
   }
 
   const rows = list.data?.data ?? [];
+  const pending = status === 'pending';
   return (
     <section>
       <PageHeader title="Pairing requests">
@@ -63,68 +60,61 @@ export function PairingPage() {
         Someone who writes to the bot in a direct chat that needs approval gets a code. Check the code they
         tell you, then approve them.
       </p>
-      {done && <Notice tone="ok">{done}</Notice>}
-      <ErrorBanner error={error ?? list.error} onDismiss={error ? () => setError(undefined) : undefined} />
-      {list.loading && !list.data ? (
-        <Loading />
-      ) : rows.length === 0 ? (
-        !list.error && <Empty>No {status} pairing requests.</Empty>
-      ) : (
-        <Table label={`${status} pairing requests`}>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Platform</th>
-              <th scope="col">Platform id</th>
-              <th scope="col">Code</th>
-              <th scope="col">Asked</th>
-              <th scope="col">{status === 'pending' ? 'Expires' : 'Decided'}</th>
-              {status === 'pending' && <th scope="col">Decision</th>}
+      <ActionOutcome action={action} listError={list.error} />
+      <Listing
+        loading={list.loading && !list.data}
+        error={list.error}
+        count={rows.length}
+        empty={`No ${status} pairing requests.`}
+      >
+        <Table
+          label={`${status} pairing requests`}
+          columns={[
+            'Name',
+            'Platform',
+            'Platform id',
+            'Code',
+            'Asked',
+            pending ? 'Expires' : 'Decided',
+            ...(pending ? ['Decision'] : []),
+          ]}
+        >
+          {rows.map((r) => (
+            <tr key={r.id}>
+              <td>{r.display_name}</td>
+              <td>{r.platform}</td>
+              <td class="mono">{r.external_id}</td>
+              <td class="mono">
+                <strong>{r.code}</strong>
+              </td>
+              <td>{fmtTime(r.created_at)}</td>
+              <td>
+                {pending
+                  ? fmtTime(r.expires_at)
+                  : r.decided_at
+                    ? `${fmtTime(r.decided_at)}${r.decided_by ? ` by ${r.decided_by}` : ''}`
+                    : '—'}
+              </td>
+              {pending && (
+                <td class="row-actions">
+                  {DECISIONS.map((d) => (
+                    <button
+                      key={d.decision}
+                      type="button"
+                      class={d.class}
+                      disabled={action.busy === r.id}
+                      aria-label={`${d.label} ${r.display_name} (code ${r.code})`}
+                      onClick={() => decide(r, d)}
+                    >
+                      {d.label}
+                    </button>
+                  ))}
+                </td>
+              )}
             </tr>
-          </thead>
-          <tbody>
-            {rows.map((r) => (
-              <tr key={r.id}>
-                <td>{r.display_name}</td>
-                <td>{r.platform}</td>
-                <td class="mono">{r.external_id}</td>
-                <td class="mono">
-                  <strong>{r.code}</strong>
-                </td>
-                <td>{fmtTime(r.created_at)}</td>
-                <td>
-                  {status === 'pending'
-                    ? fmtTime(r.expires_at)
-                    : r.decided_at
-                      ? `${fmtTime(r.decided_at)}${r.decided_by ? ` by ${r.decided_by}` : ''}`
-                      : '—'}
-                </td>
-                {status === 'pending' && (
-                  <td class="row-actions">
-                    <button
-                      type="button"
-                      disabled={busy === r.id}
-                      aria-label={`Approve ${r.display_name} (code ${r.code})`}
-                      onClick={() => decide(r, 'approve')}
-                    >
-                      Approve
-                    </button>
-                    <button
-                      type="button"
-                      class="secondary"
-                      disabled={busy === r.id}
-                      aria-label={`Deny ${r.display_name} (code ${r.code})`}
-                      onClick={() => decide(r, 'deny')}
-                    >
-                      Deny
-                    </button>
-                  </td>
-                )}
-              </tr>
-            ))}
-          </tbody>
+          ))}
         </Table>
-      )}
+      </Listing>
     </section>
   );
 }
