@@ -1,7 +1,6 @@
 // Everything CPU-bound about ingesting a document — extraction, chunking, full-text segmentation — in
 // one call, so a service can run it off its event loop (see prepare-thread.ts).
 import { chunkDocument, type ChunkOptions } from './chunk.ts';
-import { ExtractionError } from './errors.ts';
 import { extractText, type DocumentFormat } from './extract.ts';
 import { indexableText } from './indexable.ts';
 import { ftsDocument } from './search-text.ts';
@@ -33,13 +32,12 @@ export interface PreparedDocument {
   chunks: PreparedChunk[];
 }
 
+/** Throws ExtractionError for a file that cannot be read or holds no text (see extractText). */
 export async function prepareDocument(input: PrepareInput): Promise<PreparedDocument> {
   const extracted = await extractText(
     { name: input.name, mime: input.mime, data: input.data },
     { maxBytes: input.maxBytes },
   );
-  if (!extracted.text.trim())
-    throw new ExtractionError('empty_document', 'The document contains no text to index.');
   const chunks = chunkDocument(extracted.text, input.chunking).map((c) => {
     const indexable = indexableText(c);
     return {

@@ -305,16 +305,22 @@ describe('knowledge base (real Postgres, llm-proxy and the mock model)', () => {
       redis,
       prepare,
     });
+    // a neighbour that stays: once the document nearer the question is deleted, the neighbour must be
+    // the other process's nearest vector (rank 1), not second behind a stale copy of the deleted one
+    const neighbour = await api(s, 'POST', '/api/v1/knowledge/documents', {
+      title: 'Walrus habitat',
+      content: '# Walrus habitat\n\nA walrus rests on the ice floe between dives.',
+    });
     try {
       const add = await api(s, 'POST', '/api/v1/knowledge/documents', {
         title: 'Walrus facts',
         content: '# Walrus\n\nA walrus uses its tusks to haul itself onto the ice floe.',
       });
+      await settled(s, neighbour.json.id);
       await settled(s, add.json.id);
-      const find = async () =>
-        (await other.search('walrus tusks ice floe', { mode: 'vector', topK: 3 })).hits.filter(
-          (h) => h.document_id === add.json.id,
-        );
+      const search = async () =>
+        (await other.search('walrus tusks ice floe', { mode: 'vector', topK: 3 })).hits;
+      const find = async () => (await search()).filter((h) => h.document_id === add.json.id);
       const first = await find();
       assert.equal(first.length, 1, 'the other process loaded the new vectors');
       await api(s, 'POST', `/api/v1/knowledge/documents/${add.json.id}/reingest`);
@@ -322,9 +328,14 @@ describe('knowledge base (real Postgres, llm-proxy and the mock model)', () => {
       const again = await find();
       assert.equal(again.length, 1);
       assert.notEqual(again[0]!.id, first[0]!.id, 'the re-ingested chunk, not the old one');
+      assert.equal(again[0]!.ranks.vector, 1, 'nearer the question than the neighbour');
       assert.equal((await api(s, 'DELETE', `/api/v1/knowledge/documents/${add.json.id}`)).status, 204);
       assert.deepEqual(await find(), [], 'the deleted document is gone from the other process too');
+      const left = await search();
+      assert.equal(left[0]?.document_id, neighbour.json.id);
+      assert.equal(left[0]?.ranks.vector, 1, 'no stale vector of the deleted document ahead of it');
     } finally {
+      await api(s, 'DELETE', `/api/v1/knowledge/documents/${neighbour.json.id}`);
       await other.close();
       await prepare.close();
       await redis.quit();

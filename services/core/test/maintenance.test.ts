@@ -20,8 +20,15 @@ describe('maintenance', () => {
       await t.db.query(
         `INSERT INTO pairing_requests(platform, external_id, code, expires_at) VALUES ('telegram', '1', 'AAAAAAAA', now() - interval '1 minute'), ('telegram', '2', 'BBBBBBBB', now() + interval '1 hour')`,
       );
-      const out = await maintenanceHandler(t.db, config, createLogger({ service: 'core', level: 'error' }))();
+      let requeues = 0;
+      const requeueIngestions = async () => {
+        requeues++;
+        return 0;
+      };
+      const log = createLogger({ service: 'core', level: 'error' });
+      const out = await maintenanceHandler(t.db, config, log, requeueIngestions)();
       assert.deepEqual(out, { audit: 1, pairing: 1, ingestions: 0 });
+      assert.equal(requeues, 1, 'the upkeep re-queues lost ingestions too');
       const audit = await t.db.query(`SELECT count(*)::int AS n FROM audit_log`);
       assert.equal(audit.rows[0].n, 1);
       const pairing = await t.db.query(`SELECT code, status FROM pairing_requests ORDER BY code`);

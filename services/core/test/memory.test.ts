@@ -20,6 +20,16 @@ async function memoriesOf(s: Stack, userId: number): Promise<string[]> {
   return rows.map((r) => r.content);
 }
 
+/** Waits until the extraction job has read the user's message `text` (its watermark passed it). */
+async function extractedUpTo(s: Stack, userId: number, text: string): Promise<void> {
+  const { rows } = await s.t.db.query('SELECT max(id) AS id FROM messages WHERE content = $1', [text]);
+  await until(
+    async () =>
+      (await s.t.db.query('SELECT memory_extracted_upto AS w FROM users WHERE id = $1', [userId])).rows[0].w,
+    (w) => w >= rows[0].id,
+  );
+}
+
 async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -187,7 +197,8 @@ describe('long-term memory (real engine, Postgres, llm-proxy and the mock model)
       () => memoriesOf(s, id),
       (m) => m.some((x) => x.includes('Porto')),
     );
-    await sleep(200);
+    // the job has finished with that message (not merely had time to)
+    await extractedUpTo(s, id, 'Update: I moved again, to Porto.');
     assert.deepEqual(await memoriesOf(s, id), ['The user lives in Porto.', 'The user has a cat named Miso.']);
     assert.ok(after.length <= 2);
 
@@ -203,14 +214,7 @@ describe('long-term memory (real engine, Postgres, llm-proxy and the mock model)
       reply: { content: 'Sure! I will remember.' },
     });
     await say(user, 'I also play the cello.');
-    const cello = await s.t.db.query(
-      `SELECT max(id) AS id FROM messages WHERE content = 'I also play the cello.'`,
-    );
-    await until(
-      async () =>
-        (await s.t.db.query('SELECT memory_extracted_upto AS w FROM users WHERE id = $1', [id])).rows[0].w,
-      (w) => w >= cello.rows[0].id,
-    );
+    await extractedUpTo(s, id, 'I also play the cello.');
     assert.deepEqual(await memoriesOf(s, id), ['The user lives in Porto.', 'The user has a cat named Miso.']);
   });
 

@@ -400,12 +400,14 @@ describe('knowledge repository on pgvector (PGlite)', () => {
     for (let q = 0; q < 20; q++) {
       const query = near(rand, centres[q % 10]!, 1);
       const got = await pgvectorCandidates(pool, query, MODEL, 10, -1);
+      assert.equal(got.length, 10);
       for (const g of got) assert.ok(!freshIds.has(Number(g.id)), `chunk ${g.id} of the unactivated version`);
       compare(query, got, exact(query, MODEL, 10));
     }
     // even asked for exactly one of its vectors
-    for (const g of await pgvectorCandidates(pool, fresh[5]!.vec, MODEL, 10, -1))
-      assert.ok(!freshIds.has(Number(g.id)));
+    const exactly = await pgvectorCandidates(pool, fresh[5]!.vec, MODEL, 10, -1);
+    assert.equal(exactly.length, 10);
+    for (const g of exactly) assert.ok(!freshIds.has(Number(g.id)));
 
     await activate(doc, 2, MODEL, fresh.length);
     const { rows } = await pg.query<{ version: number; n: number }>(
@@ -419,6 +421,7 @@ describe('knowledge repository on pgvector (PGlite)', () => {
     for (let q = 0; q < 20; q++) {
       const query = near(rand, centres[q % 10]!, 1);
       const got = await pgvectorCandidates(pool, query, MODEL, 10, -1);
+      assert.equal(got.length, 10);
       for (const g of got) {
         assert.ok(!oldIds.has(Number(g.id)), `chunk ${g.id} of the replaced version`);
         if (freshIds.has(Number(g.id))) seenFresh++;

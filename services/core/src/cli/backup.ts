@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { CliError, type Command, type Context, EXIT, intOption, table } from './command.ts';
+import { CliError, type Command, type Context, EXIT, intOption, writeList } from './command.ts';
 
 /** scripts/ at the repository root, or /app/scripts in the core image (both three levels above cli/). */
 function scriptsDir(env: NodeJS.ProcessEnv): string {
@@ -154,14 +154,11 @@ backup job, which runs as root)`,
             return { archive: path.join(dir, n), taken_at: at, bytes: (await stat(path.join(dir, n))).size };
           }),
       );
-      if (ctx.values.json) return void ctx.stdout.write(`${JSON.stringify(rows)}\n`);
-      if (!rows.length) return void ctx.stdout.write(`no backup archives in ${dir}\n`);
-      ctx.stdout.write(
-        table(
-          ['TAKEN AT', 'SIZE', 'ARCHIVE'],
-          rows.map((r) => [r.taken_at, String(r.bytes), r.archive]),
-        ),
-      );
+      writeList(ctx, rows, `no backup archives in ${dir}`, ['TAKEN AT', 'SIZE', 'ARCHIVE'], (r) => [
+        r.taken_at,
+        String(r.bytes),
+        r.archive,
+      ]);
     },
   },
   {

@@ -1,13 +1,23 @@
 /** core's REST API as the CLI calls it: errors become one line an operator can act on. */
-import { CliError, EXIT, type Context } from './command.ts';
+import { CliError, EXIT, type Context, errorReason } from './command.ts';
+
+interface RequestOptions {
+  query?: Record<string, string | number | undefined>;
+  body?: unknown;
+  form?: FormData;
+}
 
 export interface ApiClient {
   readonly url: string;
-  request<T>(
-    method: string,
-    path: string,
-    opts?: { query?: Record<string, string | number | undefined>; body?: unknown; form?: FormData },
-  ): Promise<T>;
+  request<T>(method: string, path: string, opts?: RequestOptions): Promise<T>;
+}
+
+/** core answered, with an error status (as opposed to not answering at all). */
+export class ApiError extends CliError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ApiError';
+  }
 }
 
 /** Where core is and how to authenticate: flags first, then PINCER_URL / PINCER_ADMIN_TOKEN. */
@@ -27,11 +37,7 @@ export function connect(ctx: Context): ApiClient {
 
   return {
     url,
-    async request<T>(
-      method: string,
-      path: string,
-      opts: { query?: Record<string, string | number | undefined>; body?: unknown; form?: FormData } = {},
-    ): Promise<T> {
+    async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
       const target = new URL(url + path);
       for (const [k, v] of Object.entries(opts.query ?? {}))
         if (v !== undefined) target.searchParams.set(k, String(v));
@@ -46,10 +52,8 @@ export function connect(ctx: Context): ApiClient {
           signal: AbortSignal.timeout(60_000),
         });
       } catch (err) {
-        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        const why = cause?.code ?? cause?.message ?? (err as Error).message;
         throw new CliError(
-          `cannot reach core at ${url} (${why}): is it running? Set PINCER_URL or --url to its address`,
+          `cannot reach core at ${url} (${errorReason(err)}): is it running? Set PINCER_URL or --url to its address`,
         );
       }
       const text = await res.text();
@@ -63,10 +67,10 @@ export function connect(ctx: Context): ApiClient {
       const message =
         (json as { error?: { message?: string } } | undefined)?.error?.message ??
         `${method} ${path} answered ${res.status}`;
-      if (res.status === 401) throw new CliError(`${message} (check PINCER_ADMIN_TOKEN or --token)`);
+      if (res.status === 401) throw new ApiError(`${message} (check PINCER_ADMIN_TOKEN or --token)`);
       if (res.status === 403)
-        throw new CliError(`${message} (this command needs an admin token or a key with more rights)`);
-      throw new CliError(message);
+        throw new ApiError(`${message} (this command needs an admin token or a key with more rights)`);
+      throw new ApiError(message);
     },
   };
 }

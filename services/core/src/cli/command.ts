@@ -51,7 +51,7 @@ export interface Command {
 }
 
 /** Options every command accepts. */
-export const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
+const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
   url: { type: 'string' },
   token: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -72,12 +72,12 @@ export function shortUsage(c: Command): string {
 }
 
 /** Help for one command. */
-export function commandHelp(c: Command): string {
+function commandHelp(c: Command): string {
   return `usage: ${usageLine(c)}\n\n${c.summary}${c.details ? `\n\n${c.details}` : ''}\n\n${GLOBAL_HELP}\n`;
 }
 
 /** Help for every command under `prefix` (all of them for []). */
-export function groupHelp(commands: Command[], prefix: string[]): string {
+function groupHelp(commands: Command[], prefix: string[]): string {
   const under = commands.filter((c) => prefix.every((w, i) => c.path[i] === w));
   const name = (c: Command) => `pincer ${c.path.join(' ')}`;
   const width = Math.max(...under.map((c) => name(c).length));
@@ -86,7 +86,7 @@ export function groupHelp(commands: Command[], prefix: string[]): string {
   return `usage: ${more} [options]\n\nCommands:\n${lines.join('\n')}\n\n"${more} --help" explains one command.\n\n${GLOBAL_HELP}\n`;
 }
 
-export interface Selected {
+interface Selected {
   command: Command;
   values: Values;
   positionals: string[];
@@ -161,8 +161,30 @@ export function intOption(ctx: Context, name: string, fallback: number): number 
 }
 
 /** Pads columns for a human-readable table (the --json output is for scripts). */
-export function table(header: string[], rows: string[][]): string {
+function table(header: string[], rows: string[][]): string {
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return `${all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n')}\n`;
+}
+
+/** What a list command prints: the rows as JSON with --json, else a table, or `none` when there are none. */
+export function writeList<T>(
+  ctx: Context,
+  rows: T[],
+  none: string,
+  header: string[],
+  cells: (row: T) => string[],
+): void {
+  if (ctx.values.json) ctx.stdout.write(`${JSON.stringify(rows)}\n`);
+  else if (rows.length === 0) ctx.stdout.write(`${none}\n`);
+  else ctx.stdout.write(table(header, rows.map(cells)));
+}
+
+/** An id as the API gives it (API keys, pairing requests). */
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Why a connection failed, in a word an operator can search for (fetch hides it in `cause`). */
+export function errorReason(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  return e.cause?.code ?? e.cause?.message ?? (e.message || e.code || String(err));
 }

@@ -4,9 +4,9 @@ import { type CoreConfig, loadConfig } from '../config.ts';
 import { createPool } from '../repositories/db.ts';
 import { migrationStatus } from '../repositories/migrations.ts';
 import { pingRedis } from '../repositories/queues.ts';
-import type { Command, Context } from './command.ts';
+import { type Command, type Context, errorReason as why } from './command.ts';
 
-export interface Check {
+interface Check {
   name: string;
   status: 'pass' | 'fail' | 'skip';
   detail: string;
@@ -18,11 +18,6 @@ const TIMEOUT_MS = 5000;
 const pass = (name: string, detail: string): Check => ({ name, status: 'pass', detail });
 const fail = (name: string, detail: string, fix: string): Check => ({ name, status: 'fail', detail, fix });
 const skip = (name: string, detail: string): Check => ({ name, status: 'skip', detail });
-
-const why = (err: unknown) => {
-  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-  return e.cause?.code ?? e.cause?.message ?? (e.message || e.code || String(err));
-};
 
 interface NodeStatus {
   id: string;
@@ -231,7 +226,7 @@ async function feishuCheck(env: NodeJS.ProcessEnv): Promise<Check> {
 }
 
 /** Every check, in the order an operator fixes them. */
-export async function runChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
+async function runChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
   const checks: Check[] = [];
   let config: CoreConfig | undefined;
   try {

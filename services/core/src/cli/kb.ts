@@ -2,10 +2,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ApiClient, connect } from './client.ts';
-import { CliError, type Command, type Context, intOption, table } from './command.ts';
+import { type ApiClient, ApiError, connect } from './client.ts';
+import { type Command, type Context, intOption, writeList } from './command.ts';
 
-export interface KbDocument {
+interface KbDocument {
   id: number;
   title: string;
   filename: string | null;
@@ -30,10 +30,7 @@ export function progressLine(name: string, d: Pick<KbDocument, 'status' | 'progr
 }
 
 /** A state-change line (no TTY: logs and pipes get one line per change, never a redraw). */
-export function stateLine(
-  name: string,
-  d: Pick<KbDocument, 'status' | 'progress' | 'error' | 'chunk_count'>,
-) {
+function stateLine(name: string, d: Pick<KbDocument, 'status' | 'progress' | 'error' | 'chunk_count'>) {
   if (d.status === 'ready') return `${name}: ready (${d.chunk_count} chunk${d.chunk_count === 1 ? '' : 's'})`;
   if (d.status === 'failed') return `${name}: failed: ${d.error ?? 'unknown error'}`;
   return `${name}: ${d.status}${d.status === 'embedding' ? ` ${Math.floor(d.progress.percent)}%` : ''}`;
@@ -63,7 +60,8 @@ async function ingestOne(
   try {
     doc = await api.request<KbDocument>('POST', '/api/v1/knowledge/files', { form });
   } catch (err) {
-    if (!(err instanceof CliError) || err.message.startsWith('cannot reach core')) throw err;
+    // core refused this file (type, size): say so and go on; core unreachable stops everything
+    if (!(err instanceof ApiError)) throw err;
     ctx.stderr.write(`pincer: ${name}: ${err.message}\n`);
     return undefined;
   }
@@ -149,27 +147,14 @@ failed (the others are still ingested).`,
           },
         },
       );
-      if (ctx.values.json) {
-        ctx.stdout.write(`${JSON.stringify(data)}\n`);
-        return;
-      }
-      if (!data.length) {
-        ctx.stdout.write('no documents\n');
-        return;
-      }
-      ctx.stdout.write(
-        table(
-          ['ID', 'STATUS', 'CHUNKS', 'BYTES', 'UPDATED', 'TITLE'],
-          data.map((d) => [
-            String(d.id),
-            d.status === 'ready' || d.status === 'failed' ? d.status : `${d.status} ${d.progress.percent}%`,
-            String(d.chunk_count),
-            String(d.bytes),
-            d.updated_at,
-            d.title,
-          ]),
-        ),
-      );
+      writeList(ctx, data, 'no documents', ['ID', 'STATUS', 'CHUNKS', 'BYTES', 'UPDATED', 'TITLE'], (d) => [
+        String(d.id),
+        SETTLED.has(d.status) ? d.status : `${d.status} ${d.progress.percent}%`,
+        String(d.chunk_count),
+        String(d.bytes),
+        d.updated_at,
+        d.title,
+      ]);
     },
   },
 ];

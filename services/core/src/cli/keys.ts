@@ -1,7 +1,7 @@
 /** `pincer keys create|list|revoke`: API keys for the REST API. */
 import { ROLES } from '../repositories/keys.ts';
 import { connect } from './client.ts';
-import { type Command, table } from './command.ts';
+import { type Command, UUID, writeList } from './command.ts';
 
 interface ApiKey {
   id: string;
@@ -11,8 +11,6 @@ interface ApiKey {
   last_used_at: string | null;
   revoked_at: string | null;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const keyCommands: Command[] = [
   {
@@ -49,20 +47,14 @@ The key alone is printed on the last line of output (with --json: the "key" fiel
     async run(ctx) {
       if (ctx.positionals.length) return ctx.usage(`unexpected argument "${ctx.positionals[0]}"`);
       const { data } = await connect(ctx).request<{ data: ApiKey[] }>('GET', '/api/v1/keys');
-      if (ctx.values.json) {
-        ctx.stdout.write(`${JSON.stringify(data)}\n`);
-        return;
-      }
-      if (!data.length) {
-        ctx.stdout.write('no API keys\n');
-        return;
-      }
-      ctx.stdout.write(
-        table(
-          ['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'REVOKED'],
-          data.map((k) => [k.id, k.name, k.role, k.created_at, k.last_used_at ?? '-', k.revoked_at ?? '-']),
-        ),
-      );
+      writeList(ctx, data, 'no API keys', ['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'REVOKED'], (k) => [
+        k.id,
+        k.name,
+        k.role,
+        k.created_at,
+        k.last_used_at ?? '-',
+        k.revoked_at ?? '-',
+      ]);
     },
   },
   {

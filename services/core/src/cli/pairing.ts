@@ -1,6 +1,6 @@
 /** `pincer pairing list|approve|deny`: people waiting to talk to the bot (access `direct: pairing`). */
 import { type ApiClient, connect } from './client.ts';
-import { CliError, type Command, type Context, table } from './command.ts';
+import { CliError, type Command, type Context, UUID, writeList } from './command.ts';
 
 interface PairingRequest {
   id: string;
@@ -16,7 +16,6 @@ interface PairingRequest {
 }
 
 const STATUSES = ['pending', 'approved', 'denied', 'expired', 'all'];
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The request's id: given as is, or found by the code the person was told. */
 async function requestId(api: ApiClient, idOrCode: string): Promise<string> {
@@ -66,19 +65,12 @@ export const pairingCommands: Command[] = [
       const { data } = await connect(ctx).request<{ data: PairingRequest[] }>('GET', '/api/v1/pairing', {
         query: { status: status === 'all' ? undefined : status, limit: 500 },
       });
-      if (ctx.values.json) {
-        ctx.stdout.write(`${JSON.stringify(data)}\n`);
-        return;
-      }
-      if (!data.length) {
-        ctx.stdout.write(`no ${status === 'all' ? '' : `${status} `}pairing requests\n`);
-        return;
-      }
-      ctx.stdout.write(
-        table(
-          ['ID', 'CODE', 'STATUS', 'PLATFORM', 'USER', 'NAME', 'EXPIRES'],
-          data.map((p) => [p.id, p.code, p.status, p.platform, p.external_id, p.display_name, p.expires_at]),
-        ),
+      writeList(
+        ctx,
+        data,
+        `no ${status === 'all' ? '' : `${status} `}pairing requests`,
+        ['ID', 'CODE', 'STATUS', 'PLATFORM', 'USER', 'NAME', 'EXPIRES'],
+        (p) => [p.id, p.code, p.status, p.platform, p.external_id, p.display_name, p.expires_at],
       );
     },
   },

@@ -12,7 +12,7 @@ export function maintenanceHandler(
   db: Db,
   config: CoreConfig,
   log: Logger,
-  requeueIngestions: () => Promise<number> = async () => 0,
+  requeueIngestions: () => Promise<number>,
 ) {
   return async (): Promise<{ audit: number; pairing: number; ingestions: number }> => {
     const audit = await pruneAudit(db, config.audit.retention_days);

@@ -6,10 +6,11 @@ import { prepareDocument, type PrepareInput } from '@pincer/knowledge';
 parentPort!.on('message', (msg: { id: number; input: PrepareInput }) => {
   prepareDocument(msg.input).then(
     (result) => parentPort!.postMessage({ id: msg.id, result }),
-    (err: Error & { code?: string; status?: number }) =>
+    // an ExtractionError is rebuilt from its name and code on the other side (see PreparePool)
+    (err: Error & { code?: string }) =>
       parentPort!.postMessage({
         id: msg.id,
-        error: { name: err.name, code: err.code, status: err.status, message: err.message },
+        error: { name: err.name, code: err.code, message: err.message },
       }),
   );
 });

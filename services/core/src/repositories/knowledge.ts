@@ -34,15 +34,8 @@ const DOC_COLUMNS = `id, title, source, filename, mime, format, metadata, bytes,
 
 export async function insertDocument(
   db: Queryable,
-  d: {
-    title: string;
-    source: 'text' | 'file';
-    filename: string | null;
-    mime: string | null;
-    format: string;
-    metadata: Record<string, unknown>;
+  d: Pick<KbDocument, 'title' | 'source' | 'filename' | 'mime' | 'format' | 'metadata' | 'sha256'> & {
     original: Buffer;
-    sha256: string;
     createdBy: string;
   },
 ): Promise<KbDocument> {
@@ -91,18 +84,13 @@ export async function listDocuments(
 }
 
 /** The stored original and what ingestion needs; undefined when the document is gone. */
-export interface IngestSource {
-  version: number;
-  active_version: number | null;
+export interface IngestSource extends Pick<KbDocument, 'version' | 'active_version' | 'filename' | 'mime'> {
   original: Buffer;
-  filename: string | null;
-  mime: string | null;
-  format: string;
 }
 
 export async function documentForIngest(db: Queryable, id: number): Promise<IngestSource | undefined> {
   const { rows } = await db.query<IngestSource>(
-    `SELECT version, active_version, original, filename, mime, format FROM kb_documents WHERE id = $1`,
+    `SELECT version, active_version, original, filename, mime FROM kb_documents WHERE id = $1`,
     [id],
   );
   return rows[0];

@@ -135,23 +135,18 @@ export async function memoriesRanked(
   return rows;
 }
 
-export interface Exchange {
-  id: number;
-  question: string;
-  answer: string;
-}
-
 /**
- * The user's answered exchanges not yet read by the extraction job, the oldest `limit`, from chats
- * where memory applies; `upto` is the newest message id considered (the next watermark).
+ * What the user wrote in their answered exchanges not yet read by the extraction job, the oldest
+ * `limit`, from chats where memory applies; `upto` is the newest message id considered (the next
+ * watermark). The answers are left out: they quote documents and other sources, not the user.
  */
 export async function pendingExchanges(
   db: Queryable,
   userId: number,
   opts: { inGroups: boolean; limit: number },
-): Promise<{ exchanges: Exchange[]; upto: number; watermark: number }> {
-  const { rows } = await db.query<{ id: number; q: string; a: string; watermark: number }>(
-    `SELECT q.id, q.content AS q, a.content AS a, u.memory_extracted_upto AS watermark
+): Promise<{ questions: string[]; upto: number }> {
+  const { rows } = await db.query<{ id: number; content: string }>(
+    `SELECT q.id, q.content
      FROM users u
      JOIN messages q ON q.user_id = u.id AND q.role = 'user' AND q.id > u.memory_extracted_upto
        AND q.status = 'answered'
@@ -161,12 +156,7 @@ export async function pendingExchanges(
      ORDER BY q.id LIMIT $3`,
     [userId, opts.inGroups, opts.limit],
   );
-  const upto = rows.length ? rows[rows.length - 1]!.id : 0;
-  return {
-    exchanges: rows.map((r) => ({ id: r.id, question: r.q, answer: r.a })),
-    upto,
-    watermark: rows[0]?.watermark ?? 0,
-  };
+  return { questions: rows.map((r) => r.content), upto: rows.at(-1)?.id ?? 0 };
 }
 
 /** Marks everything the user has said so far as read by the extraction (after a forget). */

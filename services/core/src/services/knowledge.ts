@@ -4,7 +4,6 @@ import {
   ExtractionError,
   ftsQueryTerms,
   fuseRankings,
-  type PreparedChunk,
   VectorScanIndex,
 } from '@pincer/knowledge';
 import { AppError, type Logger, QueueName } from '@pincer/shared';
@@ -85,7 +84,6 @@ export class KnowledgeBase {
   private readonly cfg: CoreConfig['knowledge'];
   private readonly queue: Queue<IngestJob>;
   private worker: Worker<IngestJob> | undefined;
-  private workerConnection: Redis | undefined;
   private pgvector: boolean | undefined;
   private closing = false;
   private readonly hnswReady = new Set<number>();
@@ -113,10 +111,10 @@ export class KnowledgeBase {
     return (this.pgvector ??= await hasPgvector(this.d.db));
   }
 
-  /** Starts ingesting in this process. */
+  /** Starts ingesting in this process (BullMQ gives the worker a blocking connection of its own). */
   startWorker(): void {
     this.worker = new Worker<IngestJob>(QueueName.Knowledge, (job, token) => this.ingest(job, token), {
-      connection: (this.workerConnection = this.d.redis.duplicate({ maxRetriesPerRequest: null })),
+      connection: this.d.redis,
       prefix: this.d.config.redisPrefix,
       concurrency: this.cfg.ingest_concurrency,
       // embedding a large document takes a while; the lock is renewed as long as the process lives
@@ -268,7 +266,7 @@ export class KnowledgeBase {
         const part = chunks.slice(i, i + batch);
         const vectors = await llm.embed(
           model,
-          part.map((c: PreparedChunk) => c.indexable),
+          part.map((c) => c.indexable),
         );
         if (pgvector && !this.hnswReady.has(vectors[0]!.length)) {
           await ensureHnswIndex(db, vectors[0]!.length);
@@ -282,10 +280,10 @@ export class KnowledgeBase {
           part.map((chunk, j) => ({ chunk, embedding: vectors[j]! })),
           pgvector,
         );
+        // the progress the API shows lives with the document, not in the job
         const done = Math.min(chunks.length, i + batch);
         if (!(await setProgress(db, documentId, version, { status: 'embedding', chunksDone: done })))
           return { skipped: 'superseded' };
-        await job.updateProgress(Math.round((done / Math.max(1, chunks.length)) * 100));
       }
     } catch (err) {
       const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
@@ -392,7 +390,6 @@ export class KnowledgeBase {
   async close(): Promise<void> {
     this.closing = true;
     await this.worker?.close();
-    await this.workerConnection?.quit().catch(() => this.workerConnection?.disconnect());
     await this.queue.close();
   }
 }

@@ -66,7 +66,6 @@ export class MemoryService {
   private readonly cfg: CoreConfig['memory'];
   private readonly queue: Queue<ExtractJob>;
   private worker: Worker<ExtractJob> | undefined;
-  private workerConnection: Redis | undefined;
 
   private readonly d: MemoryDeps;
 
@@ -97,7 +96,7 @@ export class MemoryService {
   startWorker(): void {
     if (!this.cfg.enabled || !this.cfg.extract) return;
     this.worker = new Worker<ExtractJob>(QueueName.Memory, (job) => this.extract(job), {
-      connection: (this.workerConnection = this.d.redis.duplicate({ maxRetriesPerRequest: null })),
+      connection: this.d.redis,
       prefix: this.d.config.redisPrefix,
       concurrency: 1,
       lockDuration: 120_000,
@@ -234,16 +233,14 @@ export class MemoryService {
   ): Promise<{ messages: number; added: number; updated: number; deleted: number } | undefined> {
     const { db, llm, log, config } = this.d;
     const pending = await pendingExchanges(db, userId, { inGroups: this.cfg.in_groups, limit: 10 });
-    if (pending.exchanges.length === 0) return undefined;
+    if (pending.questions.length === 0) return undefined;
     const known = (await listMemories(db, userId)).slice(-100);
     const input =
       `Known facts:\n${known.length ? known.map((m) => `[${m.id}] ${m.content}`).join('\n') : '(none)'}\n\n` +
       // only what the user wrote: the assistant's answers quote documents and other sources, which
       // must not become facts about the user
       `New messages from the user:\n` +
-      pending.exchanges
-        .map((e) => `<user>${neutralizeTags(clip(e.question, 2000), 'user')}</user>`)
-        .join('\n');
+      pending.questions.map((q) => `<user>${neutralizeTags(clip(q, 2000), 'user')}</user>`).join('\n');
     let text = '';
     await llm.streamChat(
       {
@@ -267,7 +264,7 @@ export class MemoryService {
       });
       await advanceWatermark(db, userId, pending.upto);
       this.d.metrics?.errors.inc({ kind: 'memory_extraction_invalid' });
-      return { messages: pending.exchanges.length, added: 0, updated: 0, deleted: 0 };
+      return { messages: pending.questions.length, added: 0, updated: 0, deleted: 0 };
     }
     const knownIds = new Set(known.map((m) => m.id));
     let added = 0;
@@ -297,12 +294,11 @@ export class MemoryService {
     if (updated) m?.inc({ change: 'updated', source: 'extracted' }, updated);
     if (deleted) m?.inc({ change: 'deleted', source: 'extracted' }, deleted);
     if (added || updated || deleted) log.info('memories extracted', { userId, added, updated, deleted });
-    return { messages: pending.exchanges.length, added, updated, deleted };
+    return { messages: pending.questions.length, added, updated, deleted };
   }
 
   async close(): Promise<void> {
     await this.worker?.close();
-    await this.workerConnection?.quit().catch(() => this.workerConnection?.disconnect());
     await this.queue.close();
   }
 }
@@ -336,7 +332,7 @@ export function isNearDuplicate(fact: string, known: Pick<Memory, 'content'>[]):
     // words for spaced scripts, character bigrams for Chinese and Japanese
     const out = new Set<string>();
     for (const w of n.split(' ')) {
-      if (/[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]/u.test(w)) {
+      if (CJK.test(w)) {
         const cs = [...w];
         for (let i = 0; i + 1 < cs.length; i++) out.add(cs[i]! + cs[i + 1]!);
         if (cs.length === 1) out.add(w);
