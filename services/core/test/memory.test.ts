@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { activeConversation } from '../src/repositories/conversations.ts';
+import { storeUserMessage } from '../src/repositories/messages.ts';
 import { isNearDuplicate, parseExtraction } from '../src/services/memory.ts';
 import { api, type Stack, startStack } from './stack.ts';
 
@@ -244,6 +246,37 @@ describe('long-term memory (real engine, Postgres, llm-proxy and the mock model)
       403,
     );
     assert.equal((await api(s, 'POST', '/api/v1/memories', { content: '' }, key.key)).status, 400);
+    // deleting one by id is a forget like /forget: what the user said before counts as read
+    // a message no extraction has read yet (stored directly: a chat would schedule an extraction)
+    const conv = await activeConversation(s.t.db, {
+      scope: `api:mem-${key.id}`,
+      platform: 'api',
+      chatId: `mem-${key.id}`,
+      chatType: 'direct',
+      userId: owner.rows[0].user_id,
+    });
+    await storeUserMessage(s.t.db, {
+      conversationId: conv.id,
+      userId: owner.rows[0].user_id,
+      platform: null,
+      platformMessageId: null,
+      orderKey: 1,
+      content: 'I live in Oslo',
+      sentAt: null,
+      status: 'answered',
+    });
+    const oslo = await api(s, 'POST', '/api/v1/memories', { content: 'The user lives in Oslo' }, key.key);
+    assert.equal(
+      (await api(s, 'DELETE', `/api/v1/memories/${oslo.json.id}`, undefined, key.key)).status,
+      204,
+    );
+    const marks = await s.t.db.query(
+      `SELECT u.memory_extracted_upto AS upto, (SELECT max(id) FROM messages m WHERE m.user_id = u.id AND m.role = 'user') AS last
+         FROM users u WHERE u.id = $1`,
+      [owner.rows[0].user_id],
+    );
+    assert.ok(Number(marks.rows[0].last) > 0);
+    assert.equal(Number(marks.rows[0].upto), Number(marks.rows[0].last));
     assert.equal((await api(s, 'DELETE', '/api/v1/memories', undefined, key.key)).json.deleted, 1);
     assert.equal((await api(s, 'GET', '/api/v1/memories', undefined, key.key)).json.data.length, 0);
   });

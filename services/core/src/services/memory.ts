@@ -162,6 +162,11 @@ export class MemoryService {
         })
         .map((m) => m.id);
     }
+    return this.forgetIds(userId, ids);
+  }
+
+  /** Deletes the user's memories with these ids (others' are left alone); what they said before counts as read. */
+  async forgetIds(userId: number, ids: number[]): Promise<Memory[]> {
     const gone = await deleteMemories(this.d.db, userId, ids);
     if (gone.length) await this.afterForget(userId, gone.length);
     return gone;

@@ -1,7 +1,7 @@
 import { AppError } from '@pincer/shared';
 import { z } from 'zod';
 import { writeAudit } from '../../repositories/audit.ts';
-import { countMemories, deleteMemories, listMemories } from '../../repositories/memories.ts';
+import { countMemories, listMemories } from '../../repositories/memories.ts';
 import { MAX_FACT } from '../../services/memory.ts';
 import { type Route, route } from '../route.ts';
 import { IdParam, StoredText, Timestamp, UserIdPath } from '../schemas.ts';
@@ -65,7 +65,8 @@ export const memoryRoutes: Route[] = [
     params: MemoryIdPath,
     response: { status: 204, description: 'Forgotten.' },
     async handler({ params, caller, deps }) {
-      const gone = await deleteMemories(deps.db, caller.userId, [params.id]);
+      // the same forget as /forget in a chat: the extraction must not learn it again from old messages
+      const gone = await deps.memory.forgetIds(caller.userId, [params.id]);
       if (gone.length === 0) throw new AppError(404, 'not_found', `You have no memory ${params.id}.`);
       return undefined;
     },
