@@ -1,5 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /**
- * Token buckets for a platform's flood limits, kept in process: `take` reserves a slot and says how
+ * Token buckets for a platform's flood limits, kept in process: `reserve` takes a slot and says how
  * long to wait for it, so callers pace themselves instead of collecting 429s.
  */
 export class Bucket {
@@ -38,12 +40,6 @@ export class Bucket {
     return this.tokens >= 0 ? 0 : Math.ceil(-this.tokens / this.ratePerMs);
   }
 
-  /** Takes a token (the balance may go negative: later callers wait longer). */
-  take(now = Date.now()): void {
-    this.refill(now);
-    this.tokens -= 1;
-  }
-
   /** The platform said to wait: nothing before `ms` from now. */
   block(ms: number, now = Date.now()): void {
     this.refill(now);
@@ -79,8 +75,14 @@ export class KeyedBuckets {
     const now = Date.now();
     for (const [k, b] of this.buckets) if (b.idle(now)) this.buckets.delete(k);
   }
+}
 
-  get size(): number {
-    return this.buckets.size;
-  }
+/**
+ * Reserves a slot in each bucket (one call, one slot: a send counted by the chat and by the API) and
+ * waits until all of them are due. Slots are reserved in order of asking: fair under load.
+ */
+export async function waitForSlots(a: Bucket, b?: Bucket): Promise<void> {
+  const now = Date.now();
+  const wait = Math.max(a.reserve(now), b?.reserve(now) ?? 0);
+  if (wait > 0) await sleep(wait);
 }

@@ -32,10 +32,6 @@ export class RecentMap<V> {
     return this.entries.delete(key);
   }
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   private sweep(): void {
     this.writes = 0;
     const old = Date.now() - this.ttlMs;

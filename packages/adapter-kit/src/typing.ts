@@ -45,11 +45,6 @@ export class TypingKeeper {
     await this.redis.del(this.key(k));
   }
 
-  /** Keys this process is keeping alive. */
-  get size(): number {
-    return this.timers.size;
-  }
-
   close(): void {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();

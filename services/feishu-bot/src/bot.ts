@@ -1,7 +1,5 @@
-import { createServer } from 'node:http';
-import { InboundPublisher, ReplyRunner } from '@pincer/adapter-kit';
-import { listen, type Logger, QueueName } from '@pincer/shared';
-import { Redis } from 'ioredis';
+import { type AdapterHandle, AdapterProcess } from '@pincer/adapter-kit';
+import { type Logger, QueueName } from '@pincer/shared';
 import type { FeishuConfig } from './config.ts';
 import { createApp } from './http/app.ts';
 import { type EventHandler, LongConnection, webhookHandlers } from './repositories/events.ts';
@@ -9,16 +7,9 @@ import { FeishuApi, FeishuError } from './repositories/feishu.ts';
 import { Ledger } from './repositories/ledger.ts';
 import { acceptEvent, type IntakeDeps } from './services/intake.ts';
 import { createMetrics } from './services/metrics.ts';
-import { FeishuPresenter, type FsReplyState } from './services/presenter.ts';
+import { FeishuPresenter } from './services/presenter.ts';
 
-export interface BotHandle {
-  url: string;
-  /** Resolves once the bot knows who it is and receives events (or at once when idle). */
-  ready: Promise<void>;
-  shutdown(deadlineMs?: number): Promise<void>;
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export type BotHandle = AdapterHandle;
 
 /** Starts the bot: HTTP (health, metrics, webhook), the outbound reply runner and the event intake. */
 export async function startBot(
@@ -34,18 +25,19 @@ export async function startBot(
       ? conn?.status().state === 'connected'
       : !!api && Date.now() - api.lastContactAt < 120_000;
   const metrics = createMetrics(idle ? undefined : connected);
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  redis.on('error', (err) => log.debug('redis error', { error: err.message }));
+  const proc = new AdapterProcess({
+    name: 'feishu-bot',
+    redisUrl: config.redisUrl,
+    redisPrefix: config.redisPrefix,
+    log,
+    idle,
+  });
+  const { signal } = proc.stopping;
   const state = {
-    phase: idle ? 'idle' : 'starting',
     bot: undefined as { open_id: string; app_name: string } | undefined,
-    error: undefined as string | undefined,
     lastEventAt: 0,
   };
-  const stopping = new AbortController();
 
-  let runner: ReplyRunner<FsReplyState> | undefined;
-  let publisher: InboundPublisher | undefined;
   let handle: EventHandler | undefined;
 
   if (!idle) {
@@ -56,19 +48,14 @@ export async function startBot(
       metrics,
       log,
     });
-    const ledger = new Ledger(redis, config.redisPrefix, config.feishu.dedup_ttl_s);
-    publisher = new InboundPublisher(redis, config.redisPrefix);
+    const ledger = new Ledger(proc.redis, config.redisPrefix, config.feishu.dedup_ttl_s);
     const presenter = new FeishuPresenter({ api, ledger, settings: config.feishu, metrics, log });
-    runner = new ReplyRunner<FsReplyState>({
-      connection: redis,
-      prefix: config.redisPrefix,
+    const publisher = proc.startReplies({
       queue: QueueName.OutboundFeishu,
       platform: 'feishu',
       presenter,
-      log,
       concurrency: config.feishu.outbound_concurrency,
     });
-    runner.start();
     const deps: IntakeDeps = {
       publisher,
       ledger,
@@ -95,16 +82,9 @@ export async function startBot(
   const app = createApp({
     log,
     registry: metrics.registry,
-    health: async () => {
-      const redisOk = await redis.ping().then(
-        () => true,
-        () => false,
-      );
+    health: () => {
       const ws = conn?.status();
-      const body: Record<string, unknown> = {
-        status: !redisOk ? 'unavailable' : state.phase,
-        mode: config.mode,
-        redis: redisOk,
+      return proc.health(config.mode, {
         feishu: api
           ? {
               domain: config.domain,
@@ -116,10 +96,7 @@ export async function startBot(
           : { reachable: false, reason: 'FEISHU_APP_ID / FEISHU_APP_SECRET are not set' },
         ...(state.bot ? { bot: state.bot } : {}),
         ...(ws ? { connection: ws } : {}),
-        ...(runner ? { replies_in_progress: runner.active } : {}),
-        ...(state.error ? { error: state.error } : {}),
-      };
-      return { ok: redisOk, body };
+      });
     },
     ...(config.mode === 'webhook' && handle
       ? {
@@ -137,84 +114,66 @@ export async function startBot(
         }
       : {}),
   });
-  const server = createServer(app);
-  const port = await listen(server, opts.port ?? config.port, opts.host ?? config.host);
-  log.info('feishu-bot listening', { port, mode: config.mode, idle });
+  const url = await proc.serve(app, opts.host ?? config.host, opts.port ?? config.port, config.mode);
 
-  /** Who the bot is (its open_id recognises mentions), then the long connection; retried until it works. */
-  const connect = async () => {
-    if (!api || !handle) return;
-    for (let backoff = 1000; !stopping.signal.aborted; backoff = Math.min(60_000, backoff * 2)) {
-      try {
-        state.bot = await api.botInfo();
-        if (config.mode === 'ws') {
-          const c = new LongConnection({
-            appId: config.appId!,
-            appSecret: config.appSecret!,
-            domain: config.domain,
-            log,
-            handle,
-            onState: (up) => {
-              metrics.connection.set(up ? 1 : 0);
-              if (state.phase !== 'idle') state.phase = up ? 'ok' : 'connecting';
-            },
-          });
-          conn = c;
-          state.phase = 'connecting';
-          const up = new Promise<void>((resolve) => {
-            const t = setInterval(() => {
-              if (c.status().state === 'connected' || stopping.signal.aborted) {
-                clearInterval(t);
-                resolve();
-              }
-            }, 20);
-          });
-          c.start();
-          await up;
-        }
-        if (stopping.signal.aborted) return;
-        state.phase = 'ok';
-        state.error = undefined;
-        log.info('connected to Feishu', {
-          bot: state.bot.app_name,
-          open_id: state.bot.open_id,
-          mode: config.mode,
-        });
-        return;
-      } catch (err) {
-        const denied = err instanceof FeishuError && err.api === 'token';
-        state.phase = denied ? 'unauthorized' : 'starting';
-        state.error = (err as Error).message;
-        log.error(denied ? 'Feishu refused FEISHU_APP_ID / FEISHU_APP_SECRET' : 'cannot reach Feishu yet', {
-          error: (err as Error).message,
-          retry_in_ms: backoff,
-        });
-        await sleep(backoff);
-      }
+  /** Who the bot is (its open_id recognises mentions), then the long connection. */
+  const connect = async (client: FeishuApi, handleEvent: EventHandler) => {
+    const bot = await client.botInfo();
+    state.bot = bot;
+    if (signal.aborted) return; // a connection opened now would outlive the shutdown
+    if (config.mode === 'ws') {
+      const c = new LongConnection({
+        appId: config.appId!,
+        appSecret: config.appSecret!,
+        domain: config.domain,
+        log,
+        handle: handleEvent,
+        onState: (up) => {
+          metrics.connection.set(up ? 1 : 0);
+          proc.phase = up ? 'ok' : 'connecting';
+        },
+      });
+      conn = c;
+      proc.phase = 'connecting';
+      const up = new Promise<void>((resolve) => {
+        const t = setInterval(() => {
+          if (c.status().state === 'connected' || signal.aborted) {
+            clearInterval(t);
+            resolve();
+          }
+        }, 20);
+      });
+      c.start();
+      await up;
     }
+    if (signal.aborted) return;
+    log.info('connected to Feishu', { bot: bot.app_name, open_id: bot.open_id, mode: config.mode });
   };
-  const ready = connect();
+  const ready =
+    api && handle
+      ? proc.connect(
+          () => connect(api, handle),
+          (err) => {
+            const denied = err instanceof FeishuError && err.api === 'token';
+            return {
+              unauthorized: denied,
+              message: denied
+                ? 'Feishu refused FEISHU_APP_ID / FEISHU_APP_SECRET'
+                : 'cannot reach Feishu yet',
+            };
+          },
+        )
+      : Promise.resolve();
   // webhook mode may go quiet for long: a cheap bot-info call keeps "is Feishu reachable" honest
-  const probe = setInterval(() => {
+  proc.probe(() => {
     if (config.mode === 'webhook' && api && state.bot && Date.now() - api.lastContactAt > 60_000)
       api.botInfo().catch(() => {});
-  }, 30_000).unref();
+  });
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     ready,
-    async shutdown(deadlineMs = 10_000) {
-      stopping.abort();
-      clearInterval(probe);
-      const deadline = sleep(deadlineMs);
-      // stop taking events first, then finish the replies in flight, then close connections
-      conn?.close();
-      await new Promise<void>((r) => server.close(() => r()));
-      // the runner ends the show in progress before Redis goes (its per-reply lock must not outlive us)
-      await Promise.race([runner?.close(), deadline]);
-      await publisher?.close().catch(() => {});
-      await redis.quit().catch(() => {});
-      log.info('feishu-bot stopped');
-    },
+    // the long connection stops with the HTTP server: no event is taken once shutdown begins
+    shutdown: (deadlineMs = 10_000) => proc.shutdown(deadlineMs, { stopIntake: () => conn?.close() }),
   };
 }

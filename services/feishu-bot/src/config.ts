@@ -1,24 +1,16 @@
-import path from 'node:path';
 import {
-  checkConfigSections,
-  commonEnv,
-  ConfigError,
-  type ConfigProblem,
-  DEFAULT_REDIS_PREFIX,
-  deepFreeze,
-  type Env,
-  RedisPrefix,
-  readYamlConfig,
-  validateConfig,
-  validateEnv,
-} from '@pincer/shared';
+  type AdapterConfigBase,
+  AdapterSystemSettings,
+  readAdapterConfig,
+  unsetIfBlank,
+} from '@pincer/adapter-kit';
+import { commonEnv, deepFreeze, type Env } from '@pincer/shared';
 import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
-const blankIsUnset = z.literal('').transform(() => undefined);
 
 const Settings = z.looseObject({
-  system: z.looseObject({ redis_prefix: RedisPrefix.optional() }).prefault({}),
+  system: AdapterSystemSettings,
   feishu: z
     .strictObject({
       /** A message older than this when it arrives (after an outage, a reconnect replay) is stale. */
@@ -53,8 +45,7 @@ const Settings = z.looseObject({
     .prefault({}),
 });
 
-const optionalSecret = (re: RegExp, message: string) =>
-  z.string().regex(re, message).optional().or(blankIsUnset);
+const optionalSecret = (re: RegExp, message: string) => unsetIfBlank(z.string().regex(re, message));
 
 const EnvSchema = z
   .object({
@@ -94,14 +85,7 @@ const EnvSchema = z
 
 export type FeishuSettings = z.output<typeof Settings>['feishu'];
 
-export interface FeishuConfig {
-  port: number;
-  host: string;
-  redisUrl: string;
-  redisPrefix: string;
-  logLevel: 'error' | 'warn' | 'info' | 'debug';
-  logFormat: 'json' | 'pretty';
-  logContent: boolean;
+export interface FeishuConfig extends AdapterConfigBase {
   /** Both unset: the bot idles and says why. */
   appId: string | undefined;
   appSecret: string | undefined;
@@ -115,21 +99,9 @@ export interface FeishuConfig {
 
 /** Reads and validates the environment and config.yaml; throws ConfigError listing every problem. */
 export function loadConfig(env: Env = process.env): FeishuConfig {
-  const problems: ConfigProblem[] = [];
-  const e = validateEnv(EnvSchema, env, problems);
-  const dir = path.resolve(e?.PINCER_CONFIG_DIR ?? env.PINCER_CONFIG_DIR ?? './config');
-  const src = readYamlConfig(path.join(dir, 'config.yaml'), env, problems);
-  checkConfigSections(src, problems);
-  const s = validateConfig(Settings, src, problems);
-  if (problems.length || !e || !s) throw new ConfigError(problems);
+  const { e, s, base } = readAdapterConfig(EnvSchema, Settings, env);
   return deepFreeze({
-    port: e.PORT,
-    host: e.HOST,
-    redisUrl: e.REDIS_URL,
-    redisPrefix: s.system.redis_prefix ?? DEFAULT_REDIS_PREFIX,
-    logLevel: e.LOG_LEVEL as FeishuConfig['logLevel'],
-    logFormat: e.LOG_FORMAT,
-    logContent: e.LOG_CONTENT === 'true',
+    ...base,
     appId: e.FEISHU_APP_ID,
     appSecret: e.FEISHU_APP_SECRET,
     verificationToken: e.FEISHU_VERIFICATION_TOKEN,

@@ -273,6 +273,13 @@ for (const mode of ['ws', 'webhook'] as const) {
         // nothing forged reached core
         const forged = t.stack.logs.filter((l) => l.includes('forged'));
         assert.equal(forged.length, 0);
+        // core logs no message text by default, so the line above alone proves little: the model saw
+        // the genuine push (sent last), and none of the forged ones
+        await t.stack.mock.waitFor((r) => JSON.stringify(r.body).includes('genuine push'), 15_000);
+        assert.ok(
+          !t.stack.mock.requests.some((r) => JSON.stringify(r.body).includes('forged')),
+          'nothing forged reached the model',
+        );
       });
     }
   });

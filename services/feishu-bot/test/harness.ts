@@ -17,6 +17,7 @@ import {
   type StackOptions,
   startStack,
 } from '../../core/test/stack.ts';
+import { restartable } from '../../../packages/adapter-kit/test/restartable.ts';
 import { type BotHandle, startBot } from '../src/bot.ts';
 import { loadConfig } from '../src/config.ts';
 
@@ -77,41 +78,25 @@ export async function startFeishuStack(o: FeishuStackOptions = {}): Promise<Feis
     secrets: [...config.secrets],
   });
   const logs = captureLogs(log);
-  const launch = async () => {
-    const b = await startBot(config, log, { host: '127.0.0.1', port });
-    await b.ready;
-    return b;
-  };
-  let bot: BotHandle | undefined = await launch();
-  const fs: FeishuStack = {
+  const bot = await restartable('bot', () => startBot(config, log, { host: '127.0.0.1', port }));
+  return {
     stack,
     emu,
     get bot() {
-      if (!bot) throw new Error('bot is stopped');
-      return bot;
+      return bot.current;
     },
     env,
     logs,
     webhookUrl,
-    async stopBot() {
-      await bot?.shutdown(3000);
-      bot = undefined;
-    },
-    async startBot() {
-      bot = await launch();
-    },
-    async restartBot(between) {
-      await fs.stopBot();
-      await between?.();
-      await fs.startBot();
-    },
+    stopBot: bot.stop,
+    startBot: bot.start,
+    restartBot: bot.restart,
     async close() {
-      await bot?.shutdown(2000);
+      await bot.close();
       await emu.close();
       await stack.close();
     },
   };
-  return fs;
 }
 
 let nextId = Math.floor(Math.random() * 1e9);

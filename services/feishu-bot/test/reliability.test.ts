@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { createLogger } from '@pincer/shared';
-import { REDIS_URL } from '../../core/test/stack.ts';
+import { freePort, REDIS_URL } from '../../core/test/stack.ts';
 import { startBot } from '../src/bot.ts';
 import { loadConfig } from '../src/config.ts';
-import { freePort } from '../../core/test/stack.ts';
 import { type FeishuStack, newUser, startFeishuStack } from './harness.ts';
 
 const LONG = Array.from({ length: 40 }, (_, i) => `Sentence number ${i} of a long streamed answer.`).join(

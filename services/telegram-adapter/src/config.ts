@@ -1,24 +1,17 @@
-import path from 'node:path';
 import {
-  checkConfigSections,
-  commonEnv,
-  ConfigError,
-  type ConfigProblem,
-  DEFAULT_REDIS_PREFIX,
-  deepFreeze,
-  type Env,
-  RedisPrefix,
-  readYamlConfig,
-  validateConfig,
-  validateEnv,
-} from '@pincer/shared';
+  type AdapterConfigBase,
+  AdapterSystemSettings,
+  readAdapterConfig,
+  unsetIfBlank,
+} from '@pincer/adapter-kit';
+import { commonEnv, deepFreeze, type Env } from '@pincer/shared';
 import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
 const SECRET = /^[A-Za-z0-9_-]{1,256}$/;
 
 const Settings = z.looseObject({
-  system: z.looseObject({ redis_prefix: RedisPrefix.optional() }).prefault({}),
+  system: AdapterSystemSettings,
   telegram: z
     .strictObject({
       /** Seconds one getUpdates call waits for news (long polling). */
@@ -59,27 +52,21 @@ const Settings = z.looseObject({
 const EnvSchema = z
   .object({
     ...commonEnv(8081),
-    TELEGRAM_BOT_TOKEN: z
-      .string()
-      .regex(/^\d+:[A-Za-z0-9_-]{20,}$/, 'does not look like a bot token (123456:ABC… from @BotFather)')
-      .optional()
-      .or(z.literal('').transform(() => undefined)),
+    TELEGRAM_BOT_TOKEN: unsetIfBlank(
+      z
+        .string()
+        .regex(/^\d+:[A-Za-z0-9_-]{20,}$/, 'does not look like a bot token (123456:ABC… from @BotFather)'),
+    ),
     TELEGRAM_API_ROOT: z
       .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
       .default('https://api.telegram.org'),
     TELEGRAM_MODE: z
       .enum(['polling', 'webhook'], { error: 'must be "polling" or "webhook"' })
       .default('polling'),
-    // compose passes unset variables as empty strings: empty means unset
-    TELEGRAM_WEBHOOK_URL: z
-      .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
-      .optional()
-      .or(z.literal('').transform(() => undefined)),
-    TELEGRAM_WEBHOOK_SECRET: z
-      .string()
-      .regex(SECRET, '1-256 characters of A-Z a-z 0-9 _ - (openssl rand -hex 32)')
-      .optional()
-      .or(z.literal('').transform(() => undefined)),
+    TELEGRAM_WEBHOOK_URL: unsetIfBlank(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })),
+    TELEGRAM_WEBHOOK_SECRET: unsetIfBlank(
+      z.string().regex(SECRET, '1-256 characters of A-Z a-z 0-9 _ - (openssl rand -hex 32)'),
+    ),
   })
   .superRefine((e, ctx) => {
     if (e.TELEGRAM_MODE !== 'webhook') return;
@@ -99,14 +86,7 @@ const EnvSchema = z
 
 export type TelegramSettings = z.output<typeof Settings>['telegram'];
 
-export interface TelegramConfig {
-  port: number;
-  host: string;
-  redisUrl: string;
-  redisPrefix: string;
-  logLevel: 'error' | 'warn' | 'info' | 'debug';
-  logFormat: 'json' | 'pretty';
-  logContent: boolean;
+export interface TelegramConfig extends AdapterConfigBase {
   /** Unset: the adapter idles and says why. */
   token: string | undefined;
   apiRoot: string;
@@ -119,21 +99,9 @@ export interface TelegramConfig {
 
 /** Reads and validates the environment and config.yaml; throws ConfigError listing every problem. */
 export function loadConfig(env: Env = process.env): TelegramConfig {
-  const problems: ConfigProblem[] = [];
-  const e = validateEnv(EnvSchema, env, problems);
-  const dir = path.resolve(e?.PINCER_CONFIG_DIR ?? env.PINCER_CONFIG_DIR ?? './config');
-  const src = readYamlConfig(path.join(dir, 'config.yaml'), env, problems);
-  checkConfigSections(src, problems);
-  const s = validateConfig(Settings, src, problems);
-  if (problems.length || !e || !s) throw new ConfigError(problems);
+  const { e, s, base } = readAdapterConfig(EnvSchema, Settings, env);
   return deepFreeze({
-    port: e.PORT,
-    host: e.HOST,
-    redisUrl: e.REDIS_URL,
-    redisPrefix: s.system.redis_prefix ?? DEFAULT_REDIS_PREFIX,
-    logLevel: e.LOG_LEVEL as TelegramConfig['logLevel'],
-    logFormat: e.LOG_FORMAT,
-    logContent: e.LOG_CONTENT === 'true',
+    ...base,
     token: e.TELEGRAM_BOT_TOKEN,
     apiRoot: e.TELEGRAM_API_ROOT.replace(/\/+$/, ''),
     mode: e.TELEGRAM_MODE,

@@ -17,6 +17,7 @@ import {
   type StackOptions,
   startStack,
 } from '../../core/test/stack.ts';
+import { restartable } from '../../../packages/adapter-kit/test/restartable.ts';
 import { type AdapterHandle, startAdapter } from '../src/adapter.ts';
 import { loadConfig } from '../src/config.ts';
 
@@ -78,40 +79,24 @@ export async function startTelegramStack(o: TelegramStackOptions = {}): Promise<
   const config = loadConfig(env);
   const log = createLogger({ service: 'telegram-adapter', level: 'debug', secrets: [...config.secrets] });
   const logs = captureLogs(log);
-  const launch = async () => {
-    const a = await startAdapter(config, log, { host: '127.0.0.1', port });
-    await a.ready;
-    return a;
-  };
-  let adapter: AdapterHandle | undefined = await launch();
-  const ts: TelegramStack = {
+  const adapter = await restartable('adapter', () => startAdapter(config, log, { host: '127.0.0.1', port }));
+  return {
     stack,
     emu,
     get adapter() {
-      if (!adapter) throw new Error('adapter is stopped');
-      return adapter;
+      return adapter.current;
     },
     env,
     logs,
-    async stopAdapter() {
-      await adapter?.shutdown(3000);
-      adapter = undefined;
-    },
-    async startAdapter() {
-      adapter = await launch();
-    },
-    async restartAdapter(between) {
-      await ts.stopAdapter();
-      await between?.();
-      await ts.startAdapter();
-    },
+    stopAdapter: adapter.stop,
+    startAdapter: adapter.start,
+    restartAdapter: adapter.restart,
     async close() {
-      await adapter?.shutdown(2000);
+      await adapter.close();
       await emu.close();
       await stack.close();
     },
   };
-  return ts;
 }
 
 let nextId = 5_000_000 + Math.floor(Math.random() * 1_000_000);

@@ -1,5 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as lark from '@larksuiteoapi/node-sdk';
+import { sameSecret } from '@pincer/adapter-kit';
 import type { Logger } from '@pincer/shared';
 import type { RequestHandler } from 'express';
 import { sdkLogger } from './feishu.ts';
@@ -103,12 +104,6 @@ export class LongConnection {
 
 export type WebhookRejection = 'signature' | 'token' | 'timestamp' | 'malformed';
 
-function same(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 /**
  * Webhook pushes at /webhook/feishu: our checks first (the request's age, X-Lark-Signature over the
  * exact bytes, the verification token, which the SDK does not check on 2.0 events), then the SDK's
@@ -160,14 +155,13 @@ export function webhookHandlers(o: {
       const expected = createHash('sha256')
         .update(ts + nonce + o.encryptKey + raw)
         .digest('hex');
-      if (!same(sig, expected)) return refuse(res, 'signature', 401);
+      if (!sameSecret(sig, expected)) return refuse(res, 'signature', 401);
       const age = Math.abs(Date.now() / 1000 - Number(ts));
       if (!Number.isFinite(age) || age > o.maxClockSkewS) return refuse(res, 'timestamp', 401);
     }
     const header = (plain.header ?? {}) as Record<string, unknown>;
     // only a string can be the token (String() of an object may throw, or read as the token)
-    const token = header.token ?? plain.token;
-    if (typeof token !== 'string' || !same(token, o.verificationToken)) return refuse(res, 'token', 401);
+    if (!sameSecret(header.token ?? plain.token, o.verificationToken)) return refuse(res, 'token', 401);
     if (challenge) {
       res.json({ challenge: plain.challenge });
       return;

@@ -141,8 +141,7 @@ export class FeishuApi {
       if (e.status) this.lastContactAt = Date.now();
       else this.lastFailure = `${new Date().toISOString()} ${e.message}`;
       this.metrics.apiErrors.inc({ api: c.api, code: String(e.code) });
-      if (e.code !== 99991400 && e.code !== 230020 && e.status !== 429)
-        this.metrics.errors.inc({ kind: 'api' });
+      if (!e.rateLimited) this.metrics.errors.inc({ kind: 'api' });
       throw e;
     } finally {
       end();

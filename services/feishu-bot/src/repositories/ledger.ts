@@ -5,6 +5,15 @@ const CLAIM_MS = 10_000;
 
 const SET_IF = `if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 else return 0 end`;
 
+/** Claims every key or none: returns the 1-based index of the first key already claimed, or 0. */
+const CLAIM_ALL = `for i, key in ipairs(KEYS) do
+  if not redis.call('set', key, 'claimed', 'PX', ARGV[1], 'NX') then
+    for j = 1, i - 1 do redis.call('del', KEYS[j]) end
+    return i
+  end
+end
+return 0`;
+
 /**
  * What the bot remembers in Redis, shared by every replica: which events and messages were already
  * taken in (so each message is answered once across redeliveries, reconnect replays and replicas),
@@ -28,26 +37,29 @@ export class Ledger {
   async claim(
     keys: Array<{ name: 'event_id' | 'message_id'; id: string }>,
   ): Promise<'event_id' | 'message_id' | undefined> {
-    const taken: string[] = [];
-    for (const k of keys) {
-      const key = `${this.p}:seen:${k.name}:${k.id}`;
-      if ((await this.redis.set(key, 'claimed', 'PX', CLAIM_MS, 'NX')) !== 'OK') {
-        if (taken.length) await this.redis.del(...taken);
-        return k.name;
-      }
-      taken.push(key);
-    }
-    return undefined;
+    if (!keys.length) return undefined;
+    // one round trip on the intake path, however many keys
+    const taken = (await this.redis.eval(
+      CLAIM_ALL,
+      keys.length,
+      ...keys.map((k) => this.seenKey(k)),
+      CLAIM_MS,
+    )) as number;
+    return taken ? keys[taken - 1]!.name : undefined;
   }
 
   async confirm(keys: Array<{ name: string; id: string }>): Promise<void> {
     const m = this.redis.multi();
-    for (const k of keys) m.set(`${this.p}:seen:${k.name}:${k.id}`, 'done', 'EX', this.ttlS);
+    for (const k of keys) m.set(this.seenKey(k), 'done', 'EX', this.ttlS);
     await m.exec();
   }
 
   async release(keys: Array<{ name: string; id: string }>): Promise<void> {
-    if (keys.length) await this.redis.del(...keys.map((k) => `${this.p}:seen:${k.name}:${k.id}`));
+    if (keys.length) await this.redis.del(...keys.map((k) => this.seenKey(k)));
+  }
+
+  private seenKey(k: { name: string; id: string }) {
+    return `${this.p}:seen:${k.name}:${k.id}`;
   }
 
   /** Remembers a message the bot sent, so a user's reply to it counts as addressed to the bot. */

@@ -1,5 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
-import type { InboundPublisher } from '@pincer/adapter-kit';
+import { type InboundPublisher, sameSecret } from '@pincer/adapter-kit';
 import type { Logger } from '@pincer/shared';
 import type { FeishuSettings } from '../config.ts';
 import type { EventType, FeishuEvent } from '../repositories/events.ts';
@@ -30,13 +29,6 @@ const SHORT_TYPE: Record<EventType, string> = {
   'im.chat.member.bot.added_v1': 'bot_added',
 };
 
-function sameToken(given: unknown, expected: string): boolean {
-  if (typeof given !== 'string') return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 /**
  * One event from Feishu, taken in: checked, deduplicated on event_id and message_id, normalised and put
  * on the `inbound` queue. Resolves within milliseconds, once the job is in Redis (the caller then acks
@@ -45,7 +37,7 @@ function sameToken(given: unknown, expected: string): boolean {
 export async function acceptEvent(d: IntakeDeps, type: EventType, e: FeishuEvent): Promise<void> {
   const label = SHORT_TYPE[type];
   const count = (outcome: string) => d.metrics.events.inc({ type: label, outcome });
-  if (d.verificationToken && !sameToken(e.token, d.verificationToken)) {
+  if (d.verificationToken && !sameSecret(e.token, d.verificationToken)) {
     count('rejected');
     d.log.warn('event with a wrong verification token ignored', { event_id: e.event_id });
     return;

@@ -1,6 +1,5 @@
+import { API_LATENCY_BUCKETS, upGauge } from '@pincer/adapter-kit';
 import { createMetricsRegistry, prom } from '@pincer/shared';
-
-const API_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** Every metric the Feishu bot exposes (`pincer_feishu_` prefix). `up` feeds the reachability gauge. */
 export function createMetrics(up?: () => boolean) {
@@ -59,7 +58,7 @@ export function createMetrics(up?: () => boolean) {
       name: 'pincer_feishu_api_request_duration_seconds',
       help: 'Open platform call latency, by API',
       labelNames: ['api'],
-      buckets: API_BUCKETS,
+      buckets: API_LATENCY_BUCKETS,
       registers: r,
     }),
     tokenRefreshes: new prom.Counter({
@@ -74,17 +73,14 @@ export function createMetrics(up?: () => boolean) {
       labelNames: ['outcome'],
       registers: r,
     }),
-    // not exported while the bot idles without credentials: an unconfigured platform is not "down"
-    up: up
-      ? new prom.Gauge({
-          name: 'pincer_feishu_up',
-          help: '1 when the bot is connected to Feishu: the long connection is up (ws), or the open platform answered within 2 minutes (webhook)',
-          registers: r,
-          collect() {
-            this.set(up() ? 1 : 0);
-          },
-        })
-      : undefined,
+    up: upGauge(
+      registry,
+      {
+        name: 'pincer_feishu_up',
+        help: '1 when the bot is connected to Feishu: the long connection is up (ws), or the open platform answered within 2 minutes (webhook)',
+      },
+      up,
+    ),
     errors: new prom.Counter({
       name: 'pincer_errors_total',
       help: 'Failures by kind: open platform API errors (rate limits excluded)',

@@ -5,10 +5,12 @@ import {
   KeyedBuckets,
   RecentMap,
   type Presenter,
+  ReplyBackoff,
   ReplyGone,
   type ReplyTarget,
   RetryAfter,
   type ShowContext,
+  waitForSlots,
 } from '@pincer/adapter-kit';
 import type { Logger } from '@pincer/shared';
 import type { FeishuSettings } from '../config.ts';
@@ -117,7 +119,7 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
   private readonly apis: KeyedBuckets;
   // per reply and card; lapse on their own for replies finished elsewhere
   private readonly lastOp = new RecentMap<number>(30 * 60_000);
-  private readonly failures = new RecentMap<number>(30 * 60_000);
+  private readonly backoff = new ReplyBackoff();
   private cardkitOffUntil = 0;
   private readonly d: {
     api: FeishuApi;
@@ -155,13 +157,8 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
   }
 
   /** Waits for a slot of the API (and the chat, for sends), then takes it. */
-  private async pace(api: string, chatId?: string): Promise<void> {
-    const a = this.apis.get(api);
-    const c = chatId ? this.chats.get(chatId) : undefined;
-    // slots are reserved in order of asking: fair under load
-    const now = Date.now();
-    const wait = Math.max(a.reserve(now), c?.reserve(now) ?? 0);
-    if (wait > 0) await sleep(wait);
+  private pace(api: string, chatId?: string): Promise<void> {
+    return waitForSlots(this.apis.get(api), chatId ? this.chats.get(chatId) : undefined);
   }
 
   /** Keeps two operations on one card at least card_interval_ms apart (Feishu: 10/s per card). */
@@ -201,7 +198,7 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
         throw e;
       }
     }
-    this.failures.delete(target.reply_id);
+    this.backoff.reset(target.reply_id);
     this.lastOp.set(target.reply_id, Date.now());
     return st;
   }
@@ -395,9 +392,7 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
   ): Promise<Error | undefined> {
     if (!(err instanceof FeishuError)) return err as Error;
     if (err.gone) return new ReplyGone(`${err.message} (message recalled or deleted)`);
-    const n = (this.failures.get(target.reply_id) ?? 0) + 1;
-    this.failures.set(target.reply_id, n);
-    const backoff = Math.min(30_000, 500 * 2 ** (n - 1));
+    const backoff = this.backoff.next(target.reply_id);
     if (err.rateLimited) {
       const ms = err.retryAfterMs ?? backoff;
       this.apis.get(err.api).block(ms);
@@ -457,7 +452,7 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
   async finished(target: ReplyTarget, state: FsReplyState | undefined): Promise<void> {
     this.lastOp.delete(target.reply_id);
     for (const p of state?.parts ?? []) if (p.card_id) this.lastOp.delete(p.card_id);
-    this.failures.delete(target.reply_id);
+    this.backoff.reset(target.reply_id);
     this.d.metrics.replies.inc({ outcome: !state ? 'gone' : state.failed ? 'failed' : 'shown' });
     const mid = repliesTo(target);
     if (!mid) return;

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { sameSecret } from '@pincer/adapter-kit';
 import { type Logger, metricsHandler, type prom } from '@pincer/shared';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { TgUpdate } from '../services/normalise.ts';
@@ -12,13 +12,6 @@ export interface AppDeps {
 }
 
 const WEBHOOK_PATH = '/webhook/telegram';
-
-function sameSecret(given: unknown, expected: string): boolean {
-  if (typeof given !== 'string') return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 const isUpdate = (u: unknown): u is TgUpdate =>
   !!u && typeof u === 'object' && Number.isSafeInteger((u as TgUpdate).update_id);

@@ -17,9 +17,10 @@ export class ChatStore {
 
   /** The chat id to write to (a migrated group's new id) and whether the bot may write there. */
   async resolve(chatId: string): Promise<{ chatId: string; gone?: string }> {
-    const to = await this.redis.get(`${this.p}:migrated:${chatId}`);
+    // asked before every show: one round trip, a second only for a migrated group
+    const [to, goneHere] = await this.redis.mget(`${this.p}:migrated:${chatId}`, `${this.p}:gone:${chatId}`);
     const id = to ?? chatId;
-    const gone = await this.redis.get(`${this.p}:gone:${id}`);
+    const gone = to ? await this.redis.get(`${this.p}:gone:${to}`) : goneHere;
     return gone ? { chatId: id, gone } : { chatId: id };
   }
 

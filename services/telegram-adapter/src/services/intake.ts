@@ -19,7 +19,8 @@ export interface IntakeDeps {
   settings: TelegramSettings;
   metrics: Metrics;
   log: Logger;
-  me: BotIdentity;
+  /** Who the bot is (from getMe): unknown until the adapter has connected. */
+  me?: BotIdentity;
 }
 
 const kindOf = (u: TgUpdate) =>
@@ -30,13 +31,15 @@ const kindOf = (u: TgUpdate) =>
  * confirm the updates to Telegram (the next poll's offset, or the webhook's 200).
  */
 export async function accept(d: IntakeDeps, updates: readonly TgUpdate[]): Promise<void> {
+  const me = d.me;
+  if (!me) throw new Error('not ready: bot identity unknown yet');
   const now = Date.now();
   const messages: InboundMessageInput[] = [];
   const after: Array<() => Promise<void>> = [];
   for (const u of updates) {
     let n: Normalised;
     try {
-      n = normalise(u, d.me, { editedMessages: d.settings.edited_messages, now });
+      n = normalise(u, me, { editedMessages: d.settings.edited_messages, now });
     } catch (err) {
       // a malformed update fails the same way on every redelivery: skipped, or it would block the ones after it
       n = { kind: 'ignored', reason: `malformed update: ${(err as Error).message}` };

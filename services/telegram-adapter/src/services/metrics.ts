@@ -1,6 +1,5 @@
+import { API_LATENCY_BUCKETS, upGauge } from '@pincer/adapter-kit';
 import { createMetricsRegistry, prom } from '@pincer/shared';
-
-const SEND_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** Every metric the Telegram adapter exposes (`pincer_telegram_` prefix). `up` feeds the reachability gauge. */
 export function createMetrics(up?: () => boolean) {
@@ -24,7 +23,7 @@ export function createMetrics(up?: () => boolean) {
       name: 'pincer_telegram_api_request_duration_seconds',
       help: 'Bot API call latency (getUpdates includes its long-poll wait)',
       labelNames: ['method'],
-      buckets: SEND_BUCKETS,
+      buckets: API_LATENCY_BUCKETS,
       registers: r,
     }),
     sent: new prom.Counter({
@@ -54,17 +53,11 @@ export function createMetrics(up?: () => boolean) {
       labelNames: ['reason'],
       registers: r,
     }),
-    // not exported while the adapter idles without a token: an unconfigured platform is not "down"
-    up: up
-      ? new prom.Gauge({
-          name: 'pincer_telegram_up',
-          help: '1 when Telegram answered the adapter within the last 2 minutes',
-          registers: r,
-          collect() {
-            this.set(up() ? 1 : 0);
-          },
-        })
-      : undefined,
+    up: upGauge(
+      registry,
+      { name: 'pincer_telegram_up', help: '1 when Telegram answered the adapter within the last 2 minutes' },
+      up,
+    ),
     errors: new prom.Counter({
       name: 'pincer_errors_total',
       help: 'Failures by kind: Bot API calls that failed (not flood waits), polling, webhook intake',

@@ -4,11 +4,13 @@ import {
   KeyedBuckets,
   RecentMap,
   type Presenter,
+  ReplyBackoff,
   ReplyGone,
   type ReplyTarget,
   RetryAfter,
   type ShowContext,
   type TypingKeeper,
+  waitForSlots,
 } from '@pincer/adapter-kit';
 import type { Logger } from '@pincer/shared';
 import type { TelegramSettings } from '../config.ts';
@@ -28,8 +30,6 @@ const PART_LIMIT = 4000;
 /** Core's typing action keeps "typing…" alive this long at most (a reply that never finishes). */
 const TYPING_MAX_MS = 10 * 60_000;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** Message ids and topic ids are numbers in the Bot API; core carries them as strings. */
 const num = (s: string | undefined) => (s && /^-?\d+$/.test(s) ? Number(s) : undefined);
 
@@ -48,7 +48,7 @@ export class TelegramPresenter implements Presenter<TgReplyState> {
   private readonly chats: KeyedBuckets;
   // per reply; lapse on their own for replies finished elsewhere
   private readonly lastShown = new RecentMap<number>(30 * 60_000);
-  private readonly failures = new RecentMap<number>(30 * 60_000);
+  private readonly backoff = new ReplyBackoff();
   private readonly d: {
     api: TelegramApi;
     store: ChatStore;
@@ -88,11 +88,8 @@ export class TelegramPresenter implements Presenter<TgReplyState> {
   }
 
   /** Reserves a slot in the global and the chat's bucket and waits until it is due. */
-  private async pace(chatId: string, group: boolean): Promise<void> {
-    // slots are reserved in order of asking: fair under load
-    const now = Date.now();
-    const wait = Math.max(this.global.reserve(now), this.bucket(chatId, group).reserve(now));
-    if (wait > 0) await sleep(wait);
+  private pace(chatId: string, group: boolean): Promise<void> {
+    return waitForSlots(this.global, this.bucket(chatId, group));
   }
 
   async show(
@@ -177,7 +174,7 @@ export class TelegramPresenter implements Presenter<TgReplyState> {
     } catch (err) {
       throw await this.translate(err, target, st);
     }
-    this.failures.delete(target.reply_id);
+    this.backoff.reset(target.reply_id);
     this.lastShown.set(target.reply_id, Date.now());
     return st;
   }
@@ -277,9 +274,8 @@ export class TelegramPresenter implements Presenter<TgReplyState> {
       case 'transient':
       case 'unauthorized': {
         // retried in place with the latest text; a transient failure never drops the reply
-        const n = (this.failures.get(target.reply_id) ?? 0) + 1;
-        this.failures.set(target.reply_id, n);
-        const ms = f.kind === 'unauthorized' ? 30_000 : Math.min(30_000, 500 * 2 ** (n - 1));
+        const backoff = this.backoff.next(target.reply_id);
+        const ms = f.kind === 'unauthorized' ? 30_000 : backoff;
         if (f.kind === 'unauthorized')
           this.d.log.error('Telegram refused the bot token', { error: f.description });
         return new RetryAfter(ms, f.description);
@@ -299,7 +295,7 @@ export class TelegramPresenter implements Presenter<TgReplyState> {
 
   async finished(target: ReplyTarget, state: TgReplyState | undefined): Promise<void> {
     this.lastShown.delete(target.reply_id);
-    this.failures.delete(target.reply_id);
+    this.backoff.reset(target.reply_id);
     this.d.metrics.replies.inc({ outcome: state ? 'shown' : 'gone' });
     await this.d.typing.stop(typingKey(target.chat.id, target.reply_to_message_id ?? target.reply_id));
   }
