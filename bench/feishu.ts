@@ -12,11 +12,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { newUser, startFeishuStack } from '../services/feishu-bot/test/harness.ts';
+import { pct } from './lib.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const USERS = Number(process.env.BENCH_USERS) || (quick ? 40 : 200);
 const PER_USER = quick ? 2 : 5;
-const pct = (a: number[], p: number) => a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))]!;
 
 async function main() {
   const t = await startFeishuStack({

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { embedText } from '@pincer/mock-inference';
 import { evaluateRetrieval, loadEvalSet } from '../packages/knowledge/src/eval.ts';
 import { indexEvalSet, retriever, type SearchMode } from '../packages/knowledge/src/reference-retriever.ts';
+import { printRetrieval, retrievalRow } from './lib.ts';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -21,38 +22,12 @@ const set = await loadEvalSet();
 const index = indexEvalSet(set, embed);
 const modes: SearchMode[] = ['vector', 'text', 'hybrid'];
 const rows = [];
-for (const mode of modes) {
-  const r = await evaluateRetrieval(retriever(index, embed, mode), set);
-  rows.push({
-    mode,
-    recall_at_5: r.recall_at_5,
-    mrr: r.mrr,
-    missed: r.per_question.filter((p) => p.rank === null || p.rank > 5).map((p) => p.id),
-  });
-}
+for (const mode of modes)
+  rows.push(retrievalRow(mode, await evaluateRetrieval(retriever(index, embed, mode), set)));
 
-if (values.json) {
-  console.log(
-    JSON.stringify(
-      {
-        documents: set.documents.length,
-        questions: set.questions.length,
-        chunks: index.size,
-        dims,
-        results: rows,
-      },
-      null,
-      2,
-    ),
-  );
-} else {
-  console.log(
-    `${set.documents.length} documents, ${index.size} chunks, ${set.questions.length} questions; mock embeddings (${dims} dims)\n`,
-  );
-  console.log('mode     recall@5  MRR    missed (rank > 5)');
-  for (const r of rows) {
-    console.log(
-      `${r.mode.padEnd(8)} ${r.recall_at_5.toFixed(3).padStart(8)}  ${r.mrr.toFixed(3)}  ${r.missed.join(', ') || '-'}`,
-    );
-  }
-}
+printRetrieval({
+  json: values.json,
+  facts: { documents: set.documents.length, questions: set.questions.length, chunks: index.size, dims },
+  context: `${set.documents.length} documents, ${index.size} chunks, ${set.questions.length} questions; mock embeddings (${dims} dims)`,
+  rows,
+});

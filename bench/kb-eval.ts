@@ -23,7 +23,7 @@ import { KnowledgeBase, type SearchMode } from '../services/core/src/services/kn
 import { PreparePool } from '../services/core/src/services/prepare-pool.ts';
 import { createTestDatabase, writeConfigDir } from '../services/core/test/db-harness.ts';
 import { startEmbeddingBackend } from './embedding-backend.ts';
-import { REDIS_URL } from './lib.ts';
+import { deleteRedisKeys, printRetrieval, REDIS_URL, retrievalRow } from './lib.ts';
 
 const { values } = parseArgs({
   options: {
@@ -71,14 +71,7 @@ async function main() {
   const prefix = `pincer-kb-eval-${randomBytes(4).toString('hex')}`;
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   cleanups.push(() => redis.quit());
-  cleanups.push(async () => {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  });
+  cleanups.push(() => deleteRedisKeys(redis, prefix));
 
   const configDir = writeConfigDir({
     system: { redis_prefix: prefix },
@@ -140,42 +133,24 @@ async function main() {
       if (found.vector === 'unavailable') throw new Error('the vector half of the search failed');
       return found.hits.map((h) => ({ text: h.content, document: names.get(h.document_id) ?? h.title }));
     }, set);
-    results.push({
-      mode,
-      recall_at_5: r.recall_at_5,
-      mrr: r.mrr,
-      missed: r.per_question.filter((p) => p.rank === null || p.rank > 5).map((p) => p.id),
-    });
+    results.push(retrievalRow(mode, r));
   }
 
-  if (values.json) {
-    console.log(
-      JSON.stringify(
-        {
-          documents: set.documents.length,
-          questions: set.questions.length,
-          chunks,
-          dims,
-          min_similarity: minSimilarity,
-          vector_search: vectorSearch,
-          results,
-        },
-        null,
-        2,
-      ),
-    );
-  } else {
-    console.log(
+  printRetrieval({
+    json: values.json,
+    facts: {
+      documents: set.documents.length,
+      questions: set.questions.length,
+      chunks,
+      dims,
+      min_similarity: minSimilarity,
+      vector_search: vectorSearch,
+    },
+    context:
       `${set.documents.length} documents, ${chunks} chunks, ${set.questions.length} questions; core's KnowledgeBase on Postgres ` +
-        `(${vectorSearch}), mock embeddings (${dims} dims) through llm-proxy, min_similarity ${minSimilarity}\n`,
-    );
-    console.log('mode     recall@5  MRR    missed (rank > 5)');
-    for (const r of results) {
-      console.log(
-        `${r.mode.padEnd(8)} ${r.recall_at_5.toFixed(3).padStart(8)}  ${r.mrr.toFixed(3)}  ${r.missed.join(', ') || '-'}`,
-      );
-    }
-  }
+      `(${vectorSearch}), mock embeddings (${dims} dims) through llm-proxy, min_similarity ${minSimilarity}`,
+    rows: results,
+  });
 }
 
 try {

@@ -43,7 +43,7 @@ import { KnowledgeBase, type SearchMode } from '../services/core/src/services/kn
 import { PreparePool } from '../services/core/src/services/prepare-pool.ts';
 import { createTestDatabase, writeConfigDir } from '../services/core/test/db-harness.ts';
 import { startEmbeddingBackend } from './embedding-backend.ts';
-import { fmt, pct, REDIS_URL, root } from './lib.ts';
+import { deleteRedisKeys, fmt, pct, REDIS_URL, root } from './lib.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const keep = process.env.BENCH_KB_KEEP === '1';
@@ -368,17 +368,6 @@ function estimate(text: string): number {
 }
 
 // ---------------------------------------------------------------------------------------- helpers
-
-async function deleteRedisKeys(redis: Redis, prefix: string): Promise<number> {
-  let cursor = '0';
-  let n = 0;
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (batch.length) n += await redis.del(...batch);
-  } while (cursor !== '0');
-  return n;
-}
 
 function coreConfig(
   prefix: string,

@@ -1,6 +1,7 @@
 /**
  * What the end-to-end benchmarks share: mock model, llm-proxy and core started as separate processes
- * from dist/ (as the images run them), on a fresh database and a private Redis prefix.
+ * from dist/ (as the images run them), on a fresh database and a private Redis prefix. Also what the
+ * knowledge benchmarks share: deleting a run's Redis keys, and the retrieval evaluation's report.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -8,6 +9,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { EvalResult } from '@pincer/knowledge';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { stringify } from 'yaml';
@@ -32,6 +34,59 @@ export async function waitHttp(url: string, proc: ChildProcess, what: string): P
     await sleep(50);
   }
   throw new Error(`${what} did not come up`);
+}
+
+/** Deletes every key under `prefix` (SCAN, so a large keyspace is never blocked); how many there were. */
+export async function deleteRedisKeys(redis: Redis, prefix: string): Promise<number> {
+  let cursor = '0';
+  let n = 0;
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (batch.length) n += await redis.del(...batch);
+  } while (cursor !== '0');
+  return n;
+}
+
+/** One search mode's figures in a retrieval evaluation (bench/kb-eval.ts, bench/kb-eval-memory.ts). */
+export interface RetrievalRow<M extends string = string> {
+  mode: M;
+  recall_at_5: number;
+  mrr: number;
+  /** The questions not answered in the top 5. */
+  missed: string[];
+}
+
+export function retrievalRow<M extends string>(mode: M, r: EvalResult): RetrievalRow<M> {
+  return {
+    mode,
+    recall_at_5: r.recall_at_5,
+    mrr: r.mrr,
+    missed: r.per_question.filter((p) => p.rank === null || p.rank > 5).map((p) => p.id),
+  };
+}
+
+/**
+ * A retrieval evaluation's report: as JSON (`facts`, then the rows as `results`), or `context` on a line
+ * of its own and a table of recall@5, MRR and the questions missed, one line per mode.
+ */
+export function printRetrieval(o: {
+  json: boolean;
+  facts: Record<string, unknown>;
+  context: string;
+  rows: readonly RetrievalRow[];
+}): void {
+  if (o.json) {
+    console.log(JSON.stringify({ ...o.facts, results: o.rows }, null, 2));
+    return;
+  }
+  console.log(`${o.context}\n`);
+  console.log('mode     recall@5  MRR    missed (rank > 5)');
+  for (const r of o.rows) {
+    console.log(
+      `${r.mode.padEnd(8)} ${r.recall_at_5.toFixed(3).padStart(8)}  ${r.mrr.toFixed(3)}  ${r.missed.join(', ') || '-'}`,
+    );
+  }
 }
 
 export const pct = (a: number[], p: number) => a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))]!;

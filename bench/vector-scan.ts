@@ -7,13 +7,12 @@
  *   npm run bench:vectors        BENCH_QUICK=1 for 50 queries instead of 200
  */
 import { type ScanEngine, VectorScanIndex } from '../packages/knowledge/src/vector-scan.ts';
+import { fmt, pct } from './lib.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const QUERIES = quick ? 50 : 200;
 const RECALL_QUERIES = 50;
 const K = 50;
-const pct = (a: number[], p: number) => a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))]!;
-const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 
 /** xorshift32 → roughly normal (sum of four uniforms), then each vector scaled to unit length. */
 function unitVectors(count: number, dims: number, seed: number): Float32Array {

@@ -1,13 +1,14 @@
 // What the bad-input suites (tests/bad-input-*.test.ts) share: a raw HTTP client that can send what
 // fetch refuses to (unnormalised paths, lying Content-Length, bodies cut off mid-upload), hostile
-// values for every kind of parameter, and the checks every family makes (4xx only, no secret logged,
-// no stray process-level error).
+// values for every kind of parameter, and the run of a family (Family): its phases, the checks every
+// family makes (4xx only, nothing queued, no secret or error logged, no stray process-level error,
+// at least 10,000 cases) and its teardown.
 import assert from 'node:assert/strict';
 import { Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { QueueName } from '@pincer/shared';
 import { Queue } from 'bullmq';
 import fc from 'fast-check';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 
 export type Headers = Record<string, string | string[]>;
 
@@ -171,7 +172,7 @@ const readable = (c: Case): Case =>
   Object.assign({}, c, { [fc.toStringMethod]: () => `${c.label}: ${describe(c.probe, c.detail)}` });
 
 /** Runs `numRuns` batches of cases, each batch concurrently: throughput without losing fast-check's shrinking. */
-export async function fuzz(
+async function fuzz(
   client: Client,
   arb: fc.Arbitrary<Case>,
   o: { numRuns: number; batch: number; tally: Tally; extra?: (c: Case, a: Answer) => void },
@@ -191,7 +192,7 @@ export async function fuzz(
 }
 
 /** Collects every unhandledRejection and uncaughtException of this process while a suite runs. */
-export function watchProcess(): { errors: string[]; stop(): void } {
+function watchProcess(): { errors: string[]; stop(): void } {
   const errors: string[] = [];
   const onRejection = (err: unknown) => errors.push(`unhandledRejection: ${(err as Error)?.stack ?? err}`);
   const onException = (err: Error) => errors.push(`uncaughtException: ${err?.stack ?? err}`);
@@ -204,6 +205,110 @@ export function watchProcess(): { errors: string[]; stop(): void } {
       process.off('uncaughtException', onException);
     },
   };
+}
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** What every family must send in all. */
+const MIN_CASES = 10_000;
+
+/**
+ * One family of cases (one service's surface), from its `describe` to its last check: watches the process
+ * for stray rejections and exceptions from the start, runs and counts its phases, makes the checks every
+ * family ends with, and closes what it opened (last opened first).
+ */
+export class Family {
+  private readonly watch = watchProcess();
+  private readonly startedAt = performance.now();
+  private readonly phases = new Map<string, { tally: Tally; planned: number }>();
+  private readonly closers: Array<() => unknown> = [];
+  private finished = false;
+  private http: Client | undefined;
+
+  private readonly name: string;
+  private readonly batch: number;
+  private readonly runsPerPhase: number;
+
+  /** `runsPerPhase` batches of `batch` concurrent cases in every phase. */
+  constructor(name: string, o: { batch: number; runsPerPhase: number }) {
+    this.name = name;
+    this.batch = o.batch;
+    this.runsPerPhase = o.runsPerPhase;
+  }
+
+  /** The client that sends the cases (and any other request of the tests), closed with the family. */
+  connect(base: string): Client {
+    const client = new Client(base, 8);
+    this.http = client;
+    this.onClose(() => client.close());
+    return client;
+  }
+
+  /** A Redis connection for the checks, closed with the family; with `prefix`, the keys under it are deleted first. */
+  redis(prefix?: string): Redis {
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    this.onClose(async () => {
+      const keys = prefix ? await redis.keys(`${prefix}:*`) : [];
+      if (keys.length) await redis.del(...keys);
+      await redis.quit();
+    });
+    return redis;
+  }
+
+  /** Something to undo when the family closes (before what was registered earlier). */
+  onClose(fn: () => unknown): void {
+    this.closers.push(fn);
+  }
+
+  /** One phase: every case sent and checked (with `extra`, the family's own checks of an answer), and counted. */
+  async fuzz(phase: string, arb: fc.Arbitrary<Case>, extra?: (c: Case, a: Answer) => void): Promise<void> {
+    assert.ok(this.http, 'connect() first');
+    assert.ok(!this.phases.has(phase), `phase ${phase} runs once`);
+    const tally = new Tally();
+    this.phases.set(phase, { tally, planned: this.runsPerPhase * this.batch });
+    await fuzz(this.http, arb, { numRuns: this.runsPerPhase, batch: this.batch, tally, extra });
+  }
+
+  /**
+   * The checks that end every family: no secret and no error-level line in `logs` (everything the services
+   * wrote while the cases ran), no stray rejection or exception in the process so far, every phase run in
+   * full and at least 10,000 cases in all. Prints the family's figures.
+   */
+  finish(o: { what: string; logs: readonly string[]; secrets: readonly string[] }): void {
+    assertNoSecrets(o.what, o.logs, o.secrets);
+    const error = o.logs.find((l) => /"level":"error"/.test(l));
+    assert.equal(error, undefined, `an error was logged: ${error}`);
+    assert.deepEqual(this.watch.errors, []);
+    this.finished = true;
+    const phases = [...this.phases];
+    const cases = phases.reduce((n, [, p]) => n + p.tally.cases, 0);
+    console.log(
+      `${this.name}: ${cases} cases in ${((performance.now() - this.startedAt) / 1000).toFixed(1)} s (` +
+        phases.map(([phase, p]) => `${phase} ${p.tally.cases}: ${p.tally.summary()}`).join('; ') +
+        ')',
+    );
+    for (const [phase, p] of phases)
+      assert.ok(p.tally.cases >= p.planned, `${phase}: ${p.tally.cases} of ${p.planned} cases sent`);
+    assert.ok(cases >= MIN_CASES, `${cases} cases in all, fewer than ${MIN_CASES}`);
+  }
+
+  /**
+   * Closes everything, last opened first (each closer runs even if one before it failed), then stops
+   * watching: a stray rejection or exception after finish() (a request still being handled while the
+   * services shut down) fails the family too.
+   */
+  async close(): Promise<void> {
+    const failures: unknown[] = [];
+    for (const fn of this.closers.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        failures.push(err);
+      }
+    }
+    this.watch.stop();
+    if (failures.length) throw failures[0];
+    if (this.finished) assert.deepEqual(this.watch.errors, [], 'while the services shut down');
+  }
 }
 
 /** Asserts that no secret appears in any captured log line (or any other text given). */
@@ -233,6 +338,29 @@ export async function queueCounts(connection: Redis, prefix: string): Promise<Re
     }
   }
   return out;
+}
+
+/** Asserts what the queues under `prefix` hold, by queue and state: `{}` when nothing may be queued at all. */
+export async function assertQueued(
+  connection: Redis,
+  prefix: string,
+  expected: Record<string, number>,
+  message = 'something was queued',
+): Promise<void> {
+  assert.deepEqual(await queueCounts(connection, prefix), expected, message);
+}
+
+/** What a redelivery must come to: every delivery acknowledged, and one inbound job in all. */
+export async function assertQueuedOnce(
+  answers: ReadonlyArray<Answer | undefined>,
+  connection: Redis,
+  prefix: string,
+): Promise<void> {
+  assert.deepEqual(
+    answers.map((a) => a?.status),
+    answers.map(() => 200),
+  );
+  await assertQueued(connection, prefix, { [`${QueueName.Inbound}.waiting`]: 1 }, 'not queued once');
 }
 
 // ---- hostile values ----
@@ -364,12 +492,28 @@ export const hostileJson: fc.Arbitrary<unknown> = fc.oneof(
       // objects that break String(), template literals and `+`: what a careless `${value}` meets
       { toString: 1 },
       { toString: null, valueOf: null },
-      { __proto__: null, length: -1 },
+      // an own "__proto__" key on the wire (the literal `{ __proto__: null }` only sets a prototype, and
+      // JSON.stringify drops it): a copy made with Object.assign or `o[k] = v` has no prototype, no String()
+      JSON.parse('{"__proto__":null,"length":-1}') as unknown,
       'x'.repeat(100_001),
       'x'.repeat(501),
     ),
   },
 );
+
+/** `sample` with one field, named by `names` (by default one of its own), set to a hostile JSON value. */
+export const hostileField = <T extends object>(
+  sample: T,
+  names: fc.Arbitrary<string> = fc.constantFrom(...Object.keys(sample)),
+): fc.Arbitrary<Record<string, unknown>> =>
+  fc.tuple(names, hostileJson).map(([k, v]) => ({ ...sample, [k]: v }));
+
+/** `sample` with one of its fields missing. */
+export const missingField = <T extends object>(sample: T): fc.Arbitrary<Record<string, unknown>> =>
+  fc.constantFrom(...Object.keys(sample)).map((k) => {
+    const { [k]: _gone, ...rest } = sample as Record<string, unknown>;
+    return rest;
+  });
 
 /** Percent-encodes every byte but the unreserved ones (a lone surrogate becomes U+FFFD, as UTF-8 does). */
 export function pct(s: string): string {

@@ -3,10 +3,8 @@
 // a redelivered update queued once, no secret logged.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { QueueName } from '@pincer/shared';
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
-import { REDIS_URL } from '../services/core/test/stack.ts';
+import type { Redis } from 'ioredis';
 import {
   newUserId,
   startTelegramStack,
@@ -14,11 +12,12 @@ import {
 } from '../services/telegram-adapter/test/harness.ts';
 import {
   type Answer,
-  assertNoSecrets,
-  type Headers,
+  assertQueued,
+  assertQueuedOnce,
   type Case,
-  Client,
-  fuzz,
+  type Client,
+  Family,
+  type Headers,
   headerSafe,
   hostileJson,
   hostileString,
@@ -26,10 +25,7 @@ import {
   malformedJson,
   nearMiss,
   oversized,
-  queueCounts,
   segment,
-  Tally,
-  watchProcess,
   WRONG_TYPES,
 } from './bad-input-kit.ts';
 
@@ -105,13 +101,11 @@ const brokenMessage: fc.Arbitrary<unknown> = (() => {
 })();
 
 describe('bad input: Telegram webhook', () => {
-  const watch = watchProcess();
-  const tally = new Tally();
+  const family = new Family('webhook telegram', { batch: BATCH, runsPerPhase: RUNS / 2 });
   let t: TelegramStack;
   let client: Client;
   let redis: Redis;
   let secret = '';
-  const startedAt = performance.now();
 
   before(async () => {
     // no core workers: a job that got in stays in the queue, where the test can see it
@@ -120,17 +114,13 @@ describe('bad input: Telegram webhook', () => {
       stack: { workers: false },
       telegram: { webhook: { max_body_bytes: MAX_BODY } },
     });
+    family.onClose(() => t.close());
     secret = t.env.TELEGRAM_WEBHOOK_SECRET!;
-    client = new Client(t.adapter.url, 8);
-    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    client = family.connect(t.adapter.url);
+    redis = family.redis();
   });
 
-  after(async () => {
-    watch.stop();
-    client?.close();
-    await redis?.quit();
-    await t?.close();
-  });
+  after(() => family.close());
 
   const withSecret = (headers: Headers = {}) => ({
     ...headers,
@@ -288,13 +278,13 @@ describe('bad input: Telegram webhook', () => {
   };
 
   it('refuses every call without the right secret token, and queues nothing', async () => {
-    await fuzz(client, unauthenticated(), { numRuns: RUNS / 2, batch: BATCH, tally, extra: shape });
-    assert.deepEqual(await queueCounts(redis, t.stack.prefix), {}, 'something was queued');
+    await family.fuzz('without the secret', unauthenticated(), shape);
+    await assertQueued(redis, t.stack.prefix, {});
   });
 
   it('with the secret: refuses what is not an update, acknowledges what carries no message, queues nothing', async () => {
-    await fuzz(client, authenticated(), { numRuns: RUNS / 2, batch: BATCH, tally, extra: shape });
-    assert.deepEqual(await queueCounts(redis, t.stack.prefix), {}, 'something was queued');
+    await family.fuzz('with the secret', authenticated(), shape);
+    await assertQueued(redis, t.stack.prefix, {});
   });
 
   it('queues a redelivered update once, however often and however concurrently it comes', async () => {
@@ -302,25 +292,15 @@ describe('bad input: Telegram webhook', () => {
     const send = () => client.send({ method: 'POST', path: PATH, headers: withSecret(json), body: update });
     const answers = [...(await Promise.all(Array.from({ length: 10 }, send)))];
     for (let i = 0; i < 10; i++) answers.push(await send());
-    assert.deepEqual(
-      answers.map((a) => a?.status),
-      Array(20).fill(200),
-    );
-    assert.deepEqual(await queueCounts(redis, t.stack.prefix), { [`${QueueName.Inbound}.waiting`]: 1 });
+    await assertQueuedOnce(answers, redis, t.stack.prefix);
   });
 
   it('is still up and logged no secret; no stray rejection or exception in the process', async () => {
     assert.equal((await client.send({ method: 'GET', path: '/healthz' }))?.status, 200);
-    const logs = [...t.logs, ...t.stack.logs];
-    assertNoSecrets('telegram-adapter and core logs', logs, [secret, t.emu.token]);
-    assert.ok(
-      !t.logs.some((l) => /"level":"error"/.test(l)),
-      `an error was logged: ${t.logs.find((l) => /"level":"error"/.test(l))}`,
-    );
-    assert.deepEqual(watch.errors, []);
-    console.log(
-      `webhook telegram: ${tally.cases} cases in ${((performance.now() - startedAt) / 1000).toFixed(1)} s (${tally.summary()})`,
-    );
-    assert.ok(tally.cases >= 10_000, `${tally.cases} cases`);
+    family.finish({
+      what: 'telegram-adapter and core logs',
+      logs: [...t.logs, ...t.stack.logs],
+      secrets: [secret, t.emu.token],
+    });
   });
 });
