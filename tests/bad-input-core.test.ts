@@ -81,7 +81,8 @@ interface Parts {
 }
 
 function probeOf(r: Route, p: Parts) {
-  const path = r.path.replace(/:id\b/, p.id?.text ?? '1') + p.query;
+  // a function, so a hostile id such as $` is inserted as written, not as a replacement pattern
+  const path = r.path.replace(/:id\b/, () => p.id?.text ?? '1') + p.query;
   const headers = { ...p.headers, ...(p.chunked ? { 'transfer-encoding': 'chunked' } : {}) };
   return { method: r.method.toUpperCase(), path, headers, body: p.body, cutAfter: p.cutAfter };
 }

@@ -187,7 +187,8 @@ async function fuzz(
         if (failed) throw failed.reason;
       },
     ),
-    { numRuns: o.numRuns },
+    // FC_SEED=<the seed a failure printed> replays that run's cases
+    { numRuns: o.numRuns, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) },
   );
 }
 
