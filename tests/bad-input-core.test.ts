@@ -63,6 +63,9 @@ const SAMPLE_BODIES: Record<string, Record<string, unknown>> = {
   'POST /api/v1/knowledge/documents': { title: 'Title', content: 'Some text.' },
   'POST /api/v1/knowledge/query': { query: 'text' },
   'POST /api/v1/memories': { content: 'likes tea' },
+  'POST /api/v1/users/:id/role': { role: 'user' },
+  'POST /api/v1/tasks': { text: 'stretch', cron: '0 9 * * *', chat: { platform: 'telegram', id: '1' } },
+  'POST /api/v1/workflows/:name/run': { input: { text: 'hi' } },
 };
 
 /** What the routes' limits are computed from (the running core's configuration). */
@@ -82,10 +85,13 @@ interface Parts {
 
 function probeOf(r: Route, p: Parts) {
   // a function, so a hostile id such as $` is inserted as written, not as a replacement pattern
-  const path = r.path.replace(/:id\b/, () => p.id?.text ?? '1') + p.query;
+  const path = r.path.replace(/:\w+/, () => p.id?.text ?? '1') + p.query;
   const headers = { ...p.headers, ...(p.chunked ? { 'transfer-encoding': 'chunked' } : {}) };
   return { method: r.method.toUpperCase(), path, headers, body: p.body, cutAfter: p.cutAfter };
 }
+
+/** The route's path parameter (`id`, or `name` for workflows), or '' when it has none. */
+const paramOf = (r: Route) => /:(\w+)/.exec(r.path)?.[1] ?? '';
 
 /** Whether the route's path pattern still matches (a raw `/` or `%` in a segment may change that). */
 const routed = (p: Parts) => p.id === undefined || p.id.routed;
@@ -131,7 +137,7 @@ function queryArb(r: Route, want: 'invalid' | 'valid' | 'any'): fc.Arbitrary<str
 }
 
 const validId = (r: Route): Segment => {
-  const v = r.params?.safeParse({ id: randomUUID() }).success ? randomUUID() : '424242';
+  const v = r.params?.safeParse({ [paramOf(r)]: randomUUID() }).success ? randomUUID() : '424242';
   return { value: v, text: v, routed: true, decoded: v };
 };
 
@@ -207,7 +213,7 @@ function unauthenticated(revoked: string, keys: Record<Role, string>): fc.Arbitr
           asForbidden ? { authorization: `Bearer ${keys[refusedRole]}` } : auth,
           body.type,
         );
-        const parts: Parts = { id: r.path.includes(':id') ? id : undefined, query, headers, ...body };
+        const parts: Parts = { id: paramOf(r) ? id : undefined, query, headers, ...body };
         return {
           label: `${asForbidden ? `${refusedRole} key` : 'no valid key'} → ${key(r)}`,
           probe: probeOf(r, parts),
@@ -239,7 +245,7 @@ function unauthenticated(revoked: string, keys: Record<Role, string>): fc.Arbitr
       label: `${method} ${r.path}`,
       probe: {
         method,
-        path: r.path.replace(':id', '1'),
+        path: r.path.replace(/:\w+/, '1'),
         headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
       },
       expect: 'refused',
@@ -320,13 +326,15 @@ function authenticated(): fc.Arbitrary<Case> {
   const cases: fc.Arbitrary<Case>[] = [];
   for (const r of api) {
     const name = key(r);
-    const id = () => (r.path.includes(':id') ? validId(r) : undefined);
+    const id = () => (paramOf(r) ? validId(r) : undefined);
     if (r.params)
       cases.push(
         segment(hostileString)
           // a segment that changes the path (`/`, `?`, empty) may name another route: not this case
           .filter(
-            (s) => s.routed && (s.decoded === undefined || !r.params!.safeParse({ id: s.decoded }).success),
+            (s) =>
+              s.routed &&
+              (s.decoded === undefined || !r.params!.safeParse({ [paramOf(r)]: s.decoded }).success),
           )
           .map((s): Case => ({
             label: `invalid path parameter → ${name}`,
@@ -353,7 +361,9 @@ function authenticated(): fc.Arbitrary<Case> {
             id: r.params
               ? segment(fc.oneof(hostileString, fc.uuid(), fc.nat().map(String))).filter(
                   (s) =>
-                    s.routed && s.decoded !== undefined && r.params!.safeParse({ id: s.decoded }).success,
+                    s.routed &&
+                    s.decoded !== undefined &&
+                    r.params!.safeParse({ [paramOf(r)]: s.decoded }).success,
                 )
               : fc.constant(undefined),
           })

@@ -12,6 +12,8 @@ export const QueueName = {
   Knowledge: 'knowledge',
   /** long-term memory: extracting durable facts about a user from their recent exchanges */
   Memory: 'memory',
+  /** scheduled tasks and reminders firing, and workflow runs */
+  Automations: 'automations',
 } as const;
 export type QueueName = (typeof QueueName)[keyof typeof QueueName];
 

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { listen, type Logger } from '@pincer/shared';
 import type { CoreConfig } from './config.ts';
 import { createApp } from './http/app.ts';
+import { automationsHandler } from './jobs/automations.ts';
 import { inboundHandler } from './jobs/inbound.ts';
 import { maintenanceHandler } from './jobs/maintenance.ts';
 import { writeAudit } from './repositories/audit.ts';
@@ -10,6 +11,8 @@ import { createPool, type Db } from './repositories/db.ts';
 import { LlmClient } from './repositories/llm.ts';
 import { migrationStatus } from './repositories/migrations.ts';
 import {
+  automationsQueue,
+  automationsWorker,
   inboundWorker,
   maintenanceQueue,
   maintenanceWorker,
@@ -18,12 +21,16 @@ import {
   redisConnection,
 } from './repositories/queues.ts';
 import { Signals } from './repositories/signals.ts';
+import { TaskScheduler } from './services/automations.ts';
 import { type ConfigCheck, ConfigManager } from './services/config-manager.ts';
 import { Engine } from './services/engine.ts';
 import { KnowledgeBase } from './services/knowledge.ts';
 import { MemoryService } from './services/memory.ts';
 import { PreparePool } from './services/prepare-pool.ts';
+import { buildToolRegistry, loadToolPlugins } from './services/tools/index.ts';
 import { createCoreMetrics } from './services/metrics.ts';
+import { taskTools } from './services/tools/task-tools.ts';
+import { WorkflowRunner } from './services/workflows.ts';
 
 export interface CoreHandle {
   server: Server;
@@ -32,6 +39,8 @@ export interface CoreHandle {
   db: Db;
   knowledge: KnowledgeBase;
   memory: MemoryService;
+  tasks: TaskScheduler;
+  workflows: WorkflowRunner;
   configManager: ConfigManager;
   /** Reads the configuration files again and applies what can change without a restart (this process only). */
   reloadConfig(reason: string): ConfigCheck;
@@ -44,6 +53,8 @@ export async function startCore(
   log: Logger,
   opts: { host?: string; port?: number; workers?: boolean } = {},
 ): Promise<CoreHandle> {
+  // first: a bad plugin stops core before it opens a connection or takes a job
+  const plugins = loaded.tools.enabled ? await loadToolPlugins(loaded) : [];
   // every service holds the live object, so a reload reaches the next message
   const configManager = new ConfigManager(loaded, log);
   const config = configManager.live;
@@ -90,6 +101,36 @@ export async function startCore(
   const prepare = new PreparePool();
   const knowledge = new KnowledgeBase({ db, llm, config, log, redis, prepare, metrics });
   const memory = new MemoryService({ db, llm, config, log, redis, metrics });
+  // reminders and workflows share the automations queue; tasks give the model its schedule_task tools
+  const automations = automationsQueue(redis, config.redisPrefix);
+  const tasks = new TaskScheduler({ db, config, log, llm, outbound, queue: automations, metrics });
+  const tools = await buildToolRegistry({
+    config,
+    memory,
+    knowledge,
+    log,
+    plugins,
+    extra: config.tools.builtin.tasks ? taskTools(tasks) : [],
+  });
+  // throws (core does not start) when a workflow step names a tool core does not have; what was
+  // opened so far is closed first, so a caller in the same process is left with nothing running
+  let workflows: WorkflowRunner;
+  try {
+    workflows = new WorkflowRunner({ db, config, log, llm, outbound, tools, queue: automations, metrics });
+  } catch (err) {
+    await Promise.allSettled([
+      knowledge.close(),
+      memory.close(),
+      automations.close(),
+      outbound.close(),
+      backlog.close(),
+      signals.close(),
+    ]);
+    await prepare.close().catch(() => {});
+    redis.disconnect();
+    await Promise.allSettled([db.end(), intakeDb.end()]);
+    throw err;
+  }
   const engine = new Engine({
     config,
     db,
@@ -101,6 +142,9 @@ export async function startCore(
     log,
     knowledge,
     memory,
+    tools,
+    tasks,
+    workflows,
   });
 
   const workers: { close(force?: boolean): Promise<void> }[] = [];
@@ -127,6 +171,25 @@ export async function startCore(
     upkeep.on('error', (err) => log.error('maintenance worker error', { error: err.message }));
     workers.push(inbound, upkeep);
     await maintenance.close();
+    // Postgres is the record of tasks and runs: the queue is rebuilt from it (Redis may have lost it)
+    await tasks
+      .reconcile()
+      .catch((err: Error) => log.error('could not reconcile scheduled tasks', { error: err.message }));
+    await workflows
+      .resumeUnfinished()
+      .catch((err: Error) => log.error('could not resume workflow runs', { error: err.message }));
+    const automationJobs = automationsWorker(
+      redis,
+      config.redisPrefix,
+      config.maxConcurrency,
+      automationsHandler({ tasks, workflows, log }),
+    );
+    automationJobs.on('failed', (job, err) => {
+      if (job && err.name !== 'DelayedError')
+        log.warn('automations job failed', { jobId: job.id, attempts: job.attemptsMade, error: err.message });
+    });
+    automationJobs.on('error', (err) => log.error('automations worker error', { error: err.message }));
+    workers.push(automationJobs);
     knowledge.startWorker();
     memory.startWorker();
     knowledge
@@ -145,6 +208,8 @@ export async function startCore(
     chat: engine,
     knowledge,
     memory,
+    tasks,
+    workflows,
     configManager,
     reloadConfig: async (reason) => {
       const result = configManager.reload(reason);
@@ -196,11 +261,14 @@ export async function startCore(
         new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref()),
       ]);
       if (timedOut) await Promise.all(workers.map((w) => w.close(true)));
+      // workflow steps still in flight stop here; another process resumes their runs
+      workflows.close();
       server.closeAllConnections();
       // the ingestion hands its document back first; only then may the preparer's thread go
       await Promise.all([knowledge.close(), memory.close()]);
       await prepare.close();
       await outbound.close();
+      await automations.close();
       await backlog.close();
       await signals.close();
       await redis.quit().catch(() => redis.disconnect());
@@ -214,6 +282,8 @@ export async function startCore(
     db,
     knowledge,
     memory,
+    tasks,
+    workflows,
     configManager,
     reloadConfig: (reason) => {
       const result = configManager.reload(reason);

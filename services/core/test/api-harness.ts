@@ -111,6 +111,9 @@ export async function startApi(opts: { consoleDir?: string } = {}): Promise<ApiH
     // the knowledge base and memory are exercised through the whole stack (knowledge.test.ts, memory.test.ts)
     knowledge: undefined as never,
     memory: undefined as never,
+    // tasks and workflows are exercised through the whole stack (automations.test.ts)
+    tasks: undefined as never,
+    workflows: undefined as never,
     health: async () => ({
       postgres:
         health.postgres &&

@@ -665,7 +665,7 @@ describe('core HTTP API', () => {
         displayName: h.keys.user.name,
       });
       assert.deepEqual(call.req, {
-        caller: { userId, isAdmin: false },
+        caller: { userId, isAdmin: false, role: 'user', name: 'test-user' },
         conversationId: undefined,
         model: 'qwen2.5',
         message: 'Hello?',

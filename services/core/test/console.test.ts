@@ -114,10 +114,13 @@ describe('web console in a real browser (Chromium, real core, Postgres, Redis, l
     assert.deepEqual(await navLinks(page), [
       'Chat',
       'Conversations',
+      'Tasks',
       'Models',
       'Pairing',
+      'Approvals',
       'Users & keys',
       'Knowledge base',
+      'Workflows',
       'Audit log',
       'Configuration',
     ]);
@@ -303,7 +306,7 @@ describe('web console in a real browser (Chromium, real core, Postgres, Redis, l
 
     const u = await open();
     await signIn(u.page, user.key);
-    assert.deepEqual(await navLinks(u.page), ['Chat', 'Conversations']);
+    assert.deepEqual(await navLinks(u.page), ['Chat', 'Conversations', 'Tasks']);
     await u.page.goto(`${s.core.url}/admin/#/keys`);
     await u.page.getByRole('heading', { name: 'Not allowed' }).waitFor();
     assert.match((await u.page.getByRole('alert').textContent()) ?? '', /not allowed to open Users & keys/);

@@ -85,12 +85,12 @@ describe('core lifecycle', () => {
       assert.equal(await p.exited, 1);
       assert.match(
         p.output(),
-        /2 migration\(s\) pending \(0001_core, 0002_knowledge_memory\): run `npm run migrate -w services\/core`/,
+        /3 migration\(s\) pending \(0001_core, 0002_knowledge_memory, 0003_tools_automations\): run `npm run migrate -w services\/core`/,
       );
       const m = await run(process.execPath, ['--conditions=pincer-source', migrateCli], {
         env: { PATH: process.env.PATH, DATABASE_URL: t.url },
       });
-      assert.match(m.stdout, /applied: 0001_core, 0002_knowledge_memory/);
+      assert.match(m.stdout, /applied: 0001_core, 0002_knowledge_memory, 0003_tools_automations/);
       const again = await run(process.execPath, ['--conditions=pincer-source', migrateCli], {
         env: { PATH: process.env.PATH, DATABASE_URL: t.url },
       });

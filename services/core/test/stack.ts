@@ -147,6 +147,8 @@ export interface StackOptions {
   workers?: boolean;
   /** Platforms whose outbound queue the fake adapter consumes (default both; a real adapter takes the others). */
   fakeAdapters?: Array<'telegram' | 'feishu'>;
+  /** More files for the config dir (name → content), e.g. workflows.yaml. */
+  files?: Record<string, string>;
 }
 
 /** mock model → real llm-proxy → real core (own database, own Redis prefix) → a fake adapter on the outbound queue. */
@@ -202,6 +204,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     ...otherOverrides,
   };
   let configDir = writeConfigDir(baseConfig, opts.routing);
+  const writeFiles = (dir: string) => {
+    for (const [name, text] of Object.entries(opts.files ?? {})) writeFileSync(path.join(dir, name), text);
+  };
+  writeFiles(configDir);
   const env = {
     DATABASE_URL: t.url,
     REDIS_URL,
@@ -308,6 +314,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await stack.core.shutdown(2000);
       if (extraConfig) {
         configDir = writeConfigDir({ ...baseConfig, ...extraConfig }, opts.routing);
+        writeFiles(configDir);
         env.PINCER_CONFIG_DIR = configDir;
       }
       core = await startCore(loadConfig(env), log, { host: '127.0.0.1', port: 0, workers: opts.workers });

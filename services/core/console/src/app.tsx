@@ -9,6 +9,7 @@ import {
   storedToken,
   whoIs,
 } from './api.ts';
+import { ApprovalsPage } from './pages/approvals.tsx';
 import { AuditPage } from './pages/audit.tsx';
 import { ChatPage } from './pages/chat.tsx';
 import { ConfigPage } from './pages/config.tsx';
@@ -18,6 +19,8 @@ import { KnowledgePage } from './pages/knowledge.tsx';
 import { ModelsPage } from './pages/models.tsx';
 import { PairingPage } from './pages/pairing.tsx';
 import { SignIn } from './pages/signin.tsx';
+import { TasksPage } from './pages/tasks.tsx';
+import { WorkflowsPage } from './pages/workflows.tsx';
 import { href, navigate, PAGES, type PageInfo, pagesFor, useLocation } from './router.ts';
 import type { Me } from './types.ts';
 import { ErrorBanner, Loading, Notice } from './ui.tsx';
@@ -158,5 +161,11 @@ function PageView({ page, rest, me, none }: { page?: PageInfo; rest: string; me:
       return <AuditPage />;
     case 'config':
       return <ConfigPage me={me} />;
+    case 'tasks':
+      return <TasksPage me={me} />;
+    case 'workflows':
+      return <WorkflowsPage />;
+    case 'approvals':
+      return <ApprovalsPage />;
   }
 }

@@ -3,7 +3,17 @@ import { useEffect, useState } from 'preact/hooks';
 import type { Role } from './types.ts';
 
 export type PageId =
-  'chat' | 'conversations' | 'models' | 'pairing' | 'keys' | 'knowledge' | 'audit' | 'config';
+  | 'chat'
+  | 'conversations'
+  | 'tasks'
+  | 'models'
+  | 'pairing'
+  | 'approvals'
+  | 'keys'
+  | 'knowledge'
+  | 'workflows'
+  | 'audit'
+  | 'config';
 
 export interface PageInfo {
   id: PageId;
@@ -15,10 +25,13 @@ export interface PageInfo {
 export const PAGES: readonly PageInfo[] = [
   { id: 'chat', title: 'Chat', roles: ['admin', 'operator', 'user'] },
   { id: 'conversations', title: 'Conversations', roles: ['admin', 'operator', 'auditor', 'user'] },
+  { id: 'tasks', title: 'Tasks', roles: ['admin', 'operator', 'user'] },
   { id: 'models', title: 'Models', roles: ['admin', 'operator'] },
   { id: 'pairing', title: 'Pairing', roles: ['admin', 'operator'] },
+  { id: 'approvals', title: 'Approvals', roles: ['admin', 'operator'] },
   { id: 'keys', title: 'Users & keys', roles: ['admin'] },
   { id: 'knowledge', title: 'Knowledge base', roles: ['admin', 'operator'] },
+  { id: 'workflows', title: 'Workflows', roles: ['admin', 'operator'] },
   { id: 'audit', title: 'Audit log', roles: ['admin', 'auditor'] },
   { id: 'config', title: 'Configuration', roles: ['admin', 'operator'] },
 ];

@@ -208,3 +208,97 @@ export interface ValidateResult {
   changes: string[];
   restart_required: string[];
 }
+
+export type TaskStatus = 'active' | 'done' | 'cancelled' | 'failed';
+
+export interface Task {
+  id: string;
+  /** workflows.yaml schedules: the workflow's name. */
+  name: string | null;
+  user_id: number | null;
+  user_name: string | null;
+  platform: string | null;
+  chat_id: string | null;
+  chat_type: 'direct' | 'group' | null;
+  thread_id: string | null;
+  kind: 'once' | 'cron';
+  run_at: string | null;
+  cron: string | null;
+  timezone: string;
+  action: 'remind' | 'prompt' | 'workflow';
+  text: string;
+  workflow: string | null;
+  status: TaskStatus;
+  created_by: string;
+  runs: number;
+  last_run_at: string | null;
+  next_run_at: string | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WorkflowStep {
+  id: string;
+  kind: 'tool' | 'prompt' | 'message';
+  tool?: string;
+  args?: Record<string, unknown>;
+  prompt?: string;
+  model?: string;
+  message?: string;
+  to?: { platform: string; chat_id: string; chat_type?: string; thread_id?: string };
+  on_error: 'stop' | 'continue';
+}
+
+export interface Workflow {
+  name: string;
+  description: string;
+  role: Role;
+  schedule: { cron: string; timezone: string } | null;
+  next_run_at: string | null;
+  steps: WorkflowStep[];
+}
+
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface RunStep {
+  id: string;
+  kind: 'tool' | 'prompt' | 'message';
+  status: 'ok' | 'failed' | 'skipped';
+  output: string;
+  error: string | null;
+  duration_ms: number;
+}
+
+export interface WorkflowRun {
+  id: string;
+  workflow: string;
+  trigger: 'api' | 'schedule' | 'route';
+  started_by: string;
+  input: Record<string, unknown>;
+  chat: { platform: string; id: string; type: string; thread_id?: string } | null;
+  status: RunStatus;
+  steps: RunStep[];
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired';
+
+export interface Approval {
+  id: string;
+  tool: string;
+  summary: string;
+  requested_of: 'user' | 'operator';
+  user_id: number | null;
+  user_name: string | null;
+  platform: string | null;
+  chat_id: string | null;
+  status: ApprovalStatus;
+  created_at: string;
+  expires_at: string;
+  decided_at: string | null;
+  decided_by: string | null;
+}

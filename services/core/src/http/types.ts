@@ -5,9 +5,11 @@ import type { Role } from '../repositories/keys.ts';
 import type { ConfigCheck, ConfigManager } from '../services/config-manager.ts';
 import type { KnowledgeBase } from '../services/knowledge.ts';
 import type { MemoryService } from '../services/memory.ts';
+import type { TaskScheduler } from '../services/automations.ts';
+import type { WorkflowRunner } from '../services/workflows.ts';
 
 export interface RestChatRequest {
-  caller: { userId: number; isAdmin: boolean };
+  caller: { userId: number; isAdmin: boolean; role: Role; name: string };
   /** Continue an existing REST ('api' platform) conversation. */
   conversationId?: string;
   model?: string;
@@ -16,6 +18,8 @@ export interface RestChatRequest {
   /** Or a whole history (new conversation only); the last must be role user. */
   messages?: { role: 'system' | 'user' | 'assistant'; content: string }[];
   requestId: string;
+  /** Told when a tool call waits for the caller's approval (POST /api/v1/approvals/:id/approve). */
+  onApproval?: (a: { id: string; tool: string; summary: string; expires_at: string }) => void;
 }
 
 export interface RestChatResult {
@@ -54,6 +58,10 @@ export interface HttpDeps {
   chat: RestChat;
   knowledge: KnowledgeBase;
   memory: MemoryService;
+  /** Reminders and recurring tasks. */
+  tasks: TaskScheduler;
+  /** workflows.yaml: runs and their records. */
+  workflows: WorkflowRunner;
   configManager: ConfigManager;
   /** The built web console (default: services/core/console/dist). */
   consoleDir?: string;

@@ -166,6 +166,7 @@ export async function conversationMessages(
 export interface UserWithIdentities {
   id: number;
   display_name: string;
+  role: string;
   created_at: Date;
   updated_at: Date;
   identities: {
@@ -178,7 +179,7 @@ export interface UserWithIdentities {
   }[];
 }
 
-const USER_SELECT = `SELECT u.id, u.display_name, u.created_at, u.updated_at,
+const USER_SELECT = `SELECT u.id, u.display_name, u.role, u.created_at, u.updated_at,
   COALESCE((SELECT json_agg(json_build_object('platform', i.platform, 'external_id', i.external_id,
       'display_name', i.display_name, 'username', i.username, 'approved', i.approved, 'created_at', i.created_at)
       ORDER BY i.platform, i.external_id)
@@ -210,6 +211,16 @@ export async function listUsers(
 
 export async function getUser(db: Db, id: number): Promise<UserWithIdentities | undefined> {
   return (await db.query<UserWithIdentities>(`${USER_SELECT} WHERE u.id = $1`, [id])).rows[0];
+}
+
+/** Sets what a chat user may do with tools; returns the previous role (undefined: no such user). */
+export async function setUserRole(db: Db, id: number, role: string): Promise<string | undefined> {
+  const { rows } = await db.query<{ before: string }>(
+    `UPDATE users u SET role = $2, updated_at = now() FROM (SELECT id, role AS before FROM users WHERE id = $1 FOR UPDATE) old
+     WHERE u.id = old.id RETURNING old.before`,
+    [id, role],
+  );
+  return rows[0]?.before;
 }
 
 // ---------------------------------------------------------------- audit log

@@ -6,6 +6,27 @@ export interface ModelInfo {
   context_window: number;
   max_tokens: number;
   default: boolean;
+  /** What the registry says the model can do (chat, tools, vision, …). */
+  capabilities: readonly string[];
+}
+
+/** A message of a chat completion request, tool calls and their results included. */
+export type ChatMessage =
+  | { role: 'system' | 'user'; content: string }
+  | { role: 'assistant'; content: string | null; tool_calls?: ToolCallRequest[] }
+  | { role: 'tool'; tool_call_id: string; content: string };
+
+/** A function call as the OpenAI API carries it (arguments are a JSON string written by the model). */
+export interface ToolCallRequest {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+/** A tool offered to the model (the OpenAI `tools` field). */
+export interface ToolOffer {
+  type: 'function';
+  function: { name: string; description: string; parameters: Record<string, unknown> };
 }
 
 export interface StreamEvents {
@@ -16,6 +37,8 @@ export interface ChatOutcome {
   model: string | null;
   usage: { prompt_tokens: number; completion_tokens: number } | null;
   finishReason: string | null;
+  /** The calls the model asked for (empty when it answered in words). */
+  toolCalls: ToolCallRequest[];
 }
 
 /** Why a model call failed, in terms core answers users with. */
@@ -72,6 +95,7 @@ export class LlmClient {
         context_window: m.context_window,
         max_tokens: m.max_tokens,
         default: !!m.default,
+        capabilities: Array.isArray(m.capabilities) ? m.capabilities : ['chat'],
       }));
       this.models = { at: Date.now(), list };
       return list;
@@ -108,12 +132,16 @@ export class LlmClient {
     }
   }
 
-  /** Streams one chat completion; text deltas go to `events`, usage and the model that answered come back. */
+  /**
+   * Streams one chat completion; text deltas go to `events`, usage, the model that answered and the
+   * tool calls it made come back (a call's streamed pieces are joined by index, as the API sends them).
+   */
   async streamChat(
     req: {
       model: string | undefined;
-      messages: { role: 'system' | 'user' | 'assistant'; content: string }[];
+      messages: ChatMessage[];
       requestId: string;
+      tools?: ToolOffer[];
     },
     events: StreamEvents,
     signal: AbortSignal,
@@ -121,6 +149,7 @@ export class LlmClient {
     let model: string | null = null;
     let usage: ChatOutcome['usage'] = null;
     let finishReason: string | null = null;
+    const calls: ToolCallRequest[] = [];
     try {
       const stream = await this.client.chat.completions.create(
         {
@@ -128,6 +157,7 @@ export class LlmClient {
           messages: req.messages,
           stream: true,
           stream_options: { include_usage: true },
+          ...(req.tools?.length ? { tools: req.tools } : {}),
         },
         { signal, headers: { 'x-request-id': req.requestId } },
       );
@@ -135,6 +165,16 @@ export class LlmClient {
         model ??= chunk.model ?? null;
         const choice = chunk.choices[0];
         if (choice?.delta?.content) events.onText(choice.delta.content);
+        for (const d of choice?.delta?.tool_calls ?? []) {
+          const call = (calls[d.index] ??= {
+            id: '',
+            type: 'function',
+            function: { name: '', arguments: '' },
+          });
+          if (d.id) call.id = d.id;
+          if (d.function?.name) call.function.name += d.function.name;
+          if (d.function?.arguments) call.function.arguments += d.function.arguments;
+        }
         if (choice?.finish_reason) finishReason = choice.finish_reason;
         if (chunk.usage)
           usage = {
@@ -146,6 +186,8 @@ export class LlmClient {
       if (signal.aborted) throw signal.reason ?? err;
       throw classify(err);
     }
-    return { model, usage, finishReason };
+    // a server that numbered calls sparsely leaves holes; one that sent no id gets one (the reply must cite it)
+    const toolCalls = calls.filter(Boolean).map((c, i) => ({ ...c, id: c.id || `call_${i}` }));
+    return { model, usage, finishReason, toolCalls };
   }
 }

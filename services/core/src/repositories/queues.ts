@@ -2,7 +2,7 @@ import { type OutboundAction, QUEUE_DEFAULTS, QueueName } from '@pincer/shared';
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 
-export { DelayedError, type Job };
+export { DelayedError, type Job, type Queue };
 
 /** One Redis connection factory for BullMQ (it needs maxRetriesPerRequest: null on blocking connections). */
 export function redisConnection(url: string): Redis {
@@ -77,6 +77,7 @@ export class QueueBacklog {
       QueueName.OutboundFeishu,
       QueueName.Knowledge,
       QueueName.Memory,
+      QueueName.Automations,
     ].map((name) => new Queue(name, { connection, prefix }));
   }
 
@@ -124,4 +125,34 @@ export function maintenanceWorker(
   handler: (job: Job) => Promise<unknown>,
 ): Worker {
   return new Worker(QueueName.CoreMaintenance, handler, { connection, prefix, concurrency: 1 });
+}
+
+/** Task firings (job "task") and workflow runs (job "workflow"): each job runs once across processes. */
+export function automationsQueue(connection: Redis, prefix: string): Queue {
+  return new Queue(QueueName.Automations, {
+    connection,
+    prefix,
+    defaultJobOptions: {
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 5_000 },
+      removeOnComplete: { age: 24 * 3600, count: 5_000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  });
+}
+
+export function automationsWorker(
+  connection: Redis,
+  prefix: string,
+  concurrency: number,
+  handler: (job: Job, token: string | undefined) => Promise<unknown>,
+): Worker {
+  return new Worker(QueueName.Automations, handler, {
+    connection,
+    prefix,
+    concurrency,
+    // the lock is renewed while a job runs; a dead process's job is taken over once it lapses
+    lockDuration: 30_000,
+    maxStalledCount: 3,
+  });
 }

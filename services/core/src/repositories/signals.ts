@@ -62,7 +62,8 @@ export class Signals {
   /**
    * A message of `scope` has arrived and is being stored: announced first thing, in job-start order,
    * so a drainer of the scope can wait for it instead of answering a later message first. Counts
-   * it against the sender's rate in the same round trip; returns that count.
+   * it against the sender's rate and asks whether the chat has a question waiting for a yes or no,
+   * in the same round trip.
    */
   async arrive(
     scope: string,
@@ -70,7 +71,7 @@ export class Signals {
     order: number,
     sender: string,
     windowMs: number,
-  ): Promise<number> {
+  ): Promise<{ count: number; approvalAsked: boolean }> {
     const pendingKey = `${this.prefix}arriving:${scope}`;
     const rateKey = `${this.prefix}rate:${sender}:${Math.floor(Date.now() / windowMs)}`;
     const res = (await this.redis
@@ -79,8 +80,19 @@ export class Signals {
       .pexpire(pendingKey, 3_600_000)
       .incr(rateKey)
       .pexpire(rateKey, windowMs * 2)
+      .exists(`${this.prefix}approval:${scope}`)
       .exec()) as [Error | null, number][];
-    return res[2]![1];
+    return { count: res[2]![1], approvalAsked: res[4]![1] === 1 };
+  }
+
+  /** Marks a chat as having a question waiting for its user's yes or no (until `ms` at most). */
+  async approvalAsked(scope: string, ms: number): Promise<void> {
+    await this.redis.set(`${this.prefix}approval:${scope}`, '1', 'PX', Math.max(1, ms));
+  }
+
+  /** The chat's question was answered or expired. */
+  async approvalSettled(scope: string): Promise<void> {
+    await this.redis.del(`${this.prefix}approval:${scope}`);
   }
 
   /** The message is stored (or will not be): drainers no longer wait for it. */

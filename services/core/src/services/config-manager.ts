@@ -89,6 +89,7 @@ export function describeRoute(r: Route) {
     model: r.model ?? null,
     system_prompt: r.systemPrompt ?? null,
     knowledge: r.knowledge ?? false,
+    workflow: r.workflow ?? null,
   };
 }
 

@@ -80,6 +80,31 @@ export function createCoreMetrics(backlog?: () => Promise<Array<{ queue: string;
       labelNames: ['change', 'source'],
       registers: r,
     }),
+    toolCalls: new prom.Counter({
+      name: 'pincer_tool_calls_total',
+      help: 'Tool calls models made, by tool and outcome (ok, error, refused, denied)',
+      labelNames: ['tool', 'status'],
+      registers: r,
+    }),
+    toolDuration: new prom.Histogram({
+      name: 'pincer_tool_call_duration_seconds',
+      help: 'Time a tool call took to run (approval waits excluded)',
+      labelNames: ['tool'],
+      buckets: [0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 120],
+      registers: r,
+    }),
+    taskFirings: new prom.Counter({
+      name: 'pincer_task_firings_total',
+      help: 'Reminder and recurring-task firings by action and outcome: ok, failed (will be retried or gave up), skipped (cancelled or turned off), duplicate (delivered again, not run)',
+      labelNames: ['action', 'outcome'],
+      registers: r,
+    }),
+    workflowRuns: new prom.Counter({
+      name: 'pincer_workflow_runs_total',
+      help: 'Finished workflow runs by workflow and status (succeeded, failed)',
+      labelNames: ['workflow', 'status'],
+      registers: r,
+    }),
     errors: new prom.Counter({
       name: 'pincer_errors_total',
       help: 'Errors by kind',

@@ -38,6 +38,14 @@ const TEXTS = {
     zh: '你好！这个助手暂时不接受新用户，请稍后再试。',
   },
   stopped: { en: 'Stopped.', zh: '已停止。' },
+  approval_ask_user: {
+    en: '🔐 May I run this?\n{summary}\nReply yes to allow or no to refuse (within {time}).',
+    zh: '🔐 是否允许执行以下操作？\n{summary}\n回复“是”允许，回复“否”拒绝（{time}内有效）。',
+  },
+  approval_ask_operator: {
+    en: '🔐 This needs an operator to approve it:\n{summary}\nWaiting up to {time}.',
+    zh: '🔐 以下操作需要管理员批准：\n{summary}\n最多等待 {time}。',
+  },
   nothing_to_stop: { en: 'Nothing is being written right now.', zh: '当前没有正在生成的回答。' },
   new_conversation: { en: 'Started a new conversation.', zh: '已开始新的对话。' },
   models: {
@@ -84,6 +92,35 @@ const TEXTS = {
   },
   memory_off: { en: 'Long-term memory is turned off.', zh: '长期记忆功能已关闭。' },
   text_only: { en: 'I can only read text messages for now.', zh: '我目前只能阅读文字消息。' },
+  tasks_list: {
+    en: 'Your scheduled tasks:\n{list}\n\n/tasks cancel <number> cancels one.',
+    zh: '你的定时任务：\n{list}\n\n发送 /tasks cancel <编号> 取消任务。',
+  },
+  tasks_none: {
+    en: 'You have no scheduled tasks. Ask me, e.g. "remind me tomorrow at 9 to call Anna".',
+    zh: '你没有定时任务。可以直接对我说，例如"明天早上9点提醒我给安娜打电话"。',
+  },
+  tasks_once: { en: 'once, {when}', zh: '一次，{when}' },
+  tasks_cron: { en: '{cron}, next {when}', zh: '{cron}，下次 {when}' },
+  tasks_cancelled: { en: 'Cancelled: {what}', zh: '已取消：{what}' },
+  tasks_unknown: {
+    en: 'You have no active task "{what}". /tasks lists them.',
+    zh: '没有找到进行中的任务"{what}"。发送 /tasks 查看列表。',
+  },
+  tasks_usage: {
+    en: '/tasks lists your scheduled tasks; /tasks cancel <number> cancels one.',
+    zh: '/tasks 列出你的定时任务；/tasks cancel <编号> 取消一个任务。',
+  },
+  tasks_off: { en: 'Scheduled tasks are turned off.', zh: '定时任务功能已关闭。' },
+  workflow_started: { en: 'Started {name}.', zh: '已开始执行 {name}。' },
+  workflow_forbidden: {
+    en: 'Sorry, {name} can only be started by someone with the role {role}.',
+    zh: '抱歉，只有角色为 {role} 的用户才能启动 {name}。',
+  },
+  workflow_unavailable: {
+    en: 'The workflow {name} is not available right now.',
+    zh: '工作流 {name} 暂时不可用。',
+  },
 } as const;
 
 export type TextKey = keyof typeof TEXTS;

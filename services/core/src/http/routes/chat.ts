@@ -92,7 +92,7 @@ export const chatRoutes: Route[] = [
     description:
       'Starts or continues a conversation of the caller. With `stream: true` the answer is a server-sent event stream: ' +
       '`event: start` with `{"conversation_id", "message_id"}` once the message is stored, ' +
-      '`event: delta` with `{"text": "..."}` per piece of text, then `event: done` with the same object the non-streaming ' +
+      '`event: delta` with `{"text": "..."}` per piece of text, `event: approval` with `{"id", "tool", "summary", "expires_at"}` when a tool call waits for the caller to approve it (POST /api/v1/approvals/{id}/approve or /deny), then `event: done` with the same object the non-streaming ' +
       'call returns, or `event: error` with `{"error": {...}}` if it fails after the stream started.',
     roles: ['operator', 'user'],
     body: ChatBody,
@@ -111,7 +111,12 @@ export const chatRoutes: Route[] = [
       };
       res.on('close', onClose);
       const request: RestChatRequest = {
-        caller: { userId: caller.userId, isAdmin: caller.role === 'admin' },
+        caller: {
+          userId: caller.userId,
+          isAdmin: caller.role === 'admin',
+          role: caller.role,
+          name: caller.name,
+        },
         conversationId: body.conversation_id,
         model: body.model,
         message: body.message,
@@ -121,6 +126,7 @@ export const chatRoutes: Route[] = [
       if (!body.stream) return deps.chat.chat(request, undefined, controller.signal);
 
       const events = new EventStream(res);
+      request.onApproval = (a) => events.send('approval', a);
       try {
         const result = await deps.chat.chat(
           request,

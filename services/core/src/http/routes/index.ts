@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { openApiDocument } from '../openapi.ts';
 import { publicRoute, type Route } from '../route.ts';
+import { approvalRoutes } from './approvals.ts';
 import { auditRoutes } from './audit.ts';
+import { automationRoutes } from './automations.ts';
 import { chatRoutes } from './chat.ts';
 import { consoleRoutes } from './console.ts';
 import { conversationRoutes } from './conversations.ts';
@@ -38,5 +40,7 @@ export const routes: readonly Route[] = [
   ...keyRoutes,
   ...knowledgeRoutes,
   ...memoryRoutes,
+  ...automationRoutes,
   ...consoleRoutes,
+  ...approvalRoutes,
 ];

@@ -1,12 +1,17 @@
 import { AppError } from '@pincer/shared';
 import { z } from 'zod';
-import { getUser, listUsers } from '../../repositories/admin.ts';
+import { ROLES } from '../../config.ts';
+import { getUser, listUsers, setUserRole } from '../../repositories/admin.ts';
+import { writeAudit } from '../../repositories/audit.ts';
 import { type Route, route } from '../route.ts';
 import { limitParam, Timestamp, UserIdPath } from '../schemas.ts';
 
 const User = z.object({
   id: z.number().int(),
   display_name: z.string(),
+  role: z
+    .enum(ROLES)
+    .describe('What the user may do with tools in chats (commands declare the role they need).'),
   created_at: Timestamp,
   updated_at: Timestamp,
   identities: z.array(
@@ -62,6 +67,32 @@ export const userRoutes: Route[] = [
       const user = await getUser(deps.db, params.id);
       if (!user) throw new AppError(404, 'not_found', `No user ${params.id}.`);
       return user;
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/v1/users/:id/role',
+    operationId: 'setUserRole',
+    tag: 'users',
+    summary: "Set a chat user's role",
+    description:
+      'The role decides which tools the user may call in chats: commands and REST endpoints in config name the role they need. ' +
+      'Only an admin may change roles.',
+    roles: [],
+    params: UserIdPath,
+    body: z.object({ role: z.enum(ROLES) }),
+    response: { description: 'The user.', schema: User },
+    async handler({ params, body, caller, deps }) {
+      const before = await setUserRole(deps.db, params.id, body.role);
+      if (before === undefined) throw new AppError(404, 'not_found', `No user ${params.id}.`);
+      await writeAudit(deps.db, {
+        kind: 'user.role',
+        actor: caller.name,
+        userId: params.id,
+        outcome: 'ok',
+        detail: { from: before, to: body.role },
+      });
+      return (await getUser(deps.db, params.id))!;
     },
   }),
 ];
