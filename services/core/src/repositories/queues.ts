@@ -29,6 +29,16 @@ export async function pingRedis(url: string, timeoutMs: number): Promise<string>
   }
 }
 
+let seqCounter = 0;
+/**
+ * Sequence numbers for outbound actions that grow across runs and processes: a re-run after a crash
+ * supersedes the dead run's actions of the same reply.
+ */
+export function nextActionSeq(): number {
+  seqCounter = (seqCounter + 1) % 1000;
+  return Date.now() * 1000 + seqCounter;
+}
+
 /** Publishes outbound actions to the adapters; each action is a job named after its type. */
 export class OutboundPublisher {
   private readonly queues = new Map<string, Queue>();

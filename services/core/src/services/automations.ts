@@ -5,7 +5,7 @@ import { type CoreConfig, cronProblem, type Role } from '../config.ts';
 import { writeAudit } from '../repositories/audit.ts';
 import { type Db, transaction } from '../repositories/db.ts';
 import type { LlmClient } from '../repositories/llm.ts';
-import type { Job, OutboundPublisher, Queue } from '../repositories/queues.ts';
+import { type Job, nextActionSeq, type OutboundPublisher, type Queue } from '../repositories/queues.ts';
 import {
   activeTasksOf,
   allActiveTasks,
@@ -112,13 +112,6 @@ interface TaskSchedulerDeps {
   /** The `automations` queue. */
   queue: Queue;
   metrics?: CoreMetrics;
-}
-
-let seqCounter = 0;
-/** Grows across processes and restarts, like the engine's: a later action of a reply supersedes an earlier one. */
-function nextSeq(): number {
-  seqCounter = (seqCounter + 1) % 1000;
-  return Date.now() * 1000 + seqCounter;
 }
 
 /** The BullMQ job id of a one-shot task (BullMQ refuses ':' in custom ids). */
@@ -580,7 +573,7 @@ export class TaskScheduler {
       type: 'finish',
       chat: { id: chat.id, type: chat.type, ...(chat.thread_id ? { thread_id: chat.thread_id } : {}) },
       reply_id: firingReplyId(t.id, slot),
-      seq: nextSeq(),
+      seq: nextActionSeq(),
       text,
       status: 'complete',
       request_id: requestId,

@@ -53,7 +53,7 @@ import {
 import { pairingCode } from '../repositories/pairing.ts';
 import { identify } from '../repositories/people.ts';
 import { type ScopeLock, tryScopeLock } from '../repositories/locks.ts';
-import type { OutboundPublisher } from '../repositories/queues.ts';
+import { nextActionSeq, type OutboundPublisher } from '../repositories/queues.ts';
 import type { Signals } from '../repositories/signals.ts';
 import { citationFooter, sourcesPrompt } from './grounding.ts';
 import type { KnowledgeBase, KnowledgeHit } from './knowledge.ts';
@@ -120,12 +120,6 @@ export type InboundOutcome = { outcome: 'done' } | { outcome: 'wait'; scope: str
 /** Attempts at answering one message before it is given up (so one bad message cannot block a chat). */
 const MAX_ATTEMPTS = 3;
 
-let seqCounter = 0;
-/** Action sequence numbers that grow across runs: a re-run after a crash supersedes the dead run's actions. */
-function nextSeq(): number {
-  seqCounter = (seqCounter + 1) % 1000;
-  return Date.now() * 1000 + seqCounter;
-}
 class ReplyTimeout extends Error {}
 
 export interface EngineDeps {
@@ -1144,7 +1138,7 @@ export class Engine implements RestChat {
       if (text === shown) return;
       shown = text;
       lastSent = Date.now();
-      const action = this.action(target, replyId, nextSeq(), type, text) as OutboundAction;
+      const action = this.action(target, replyId, nextActionSeq(), type, text) as OutboundAction;
       if (type === 'create' && sentAt)
         this.d.metrics.firstToken.observe({ platform }, Math.max(0, Date.now() - sentAt) / 1000);
       // actions of one reply are published in order; a failure surfaces at finish
@@ -1159,7 +1153,7 @@ export class Engine implements RestChat {
       typing: async () => {
         await this.d.outbound.publish(
           platform,
-          this.action(target, replyId, nextSeq(), 'typing') as OutboundAction,
+          this.action(target, replyId, nextActionSeq(), 'typing') as OutboundAction,
         );
       },
       ask: async (approval, question) => {
@@ -1185,7 +1179,7 @@ export class Engine implements RestChat {
         await pending;
         if (publishError) throw publishError;
         await this.d.outbound.publish(platform, {
-          ...this.action(target, replyId, nextSeq(), 'finish', finalText),
+          ...this.action(target, replyId, nextActionSeq(), 'finish', finalText),
           status,
         } as OutboundAction);
         if (sentAt)
@@ -1230,7 +1224,7 @@ export class Engine implements RestChat {
   ): Promise<void> {
     if (target.platform !== 'telegram' && target.platform !== 'feishu') return;
     await this.d.outbound.publish(target.platform, {
-      ...this.action(target, replyId, nextSeq(), 'finish', text),
+      ...this.action(target, replyId, nextActionSeq(), 'finish', text),
       status,
     } as OutboundAction);
   }

@@ -4,7 +4,7 @@ import type { CoreConfig, WorkflowSettings, WorkflowStepSettings } from '../conf
 import { writeAudit } from '../repositories/audit.ts';
 import type { Db } from '../repositories/db.ts';
 import type { LlmClient } from '../repositories/llm.ts';
-import type { OutboundPublisher, Queue } from '../repositories/queues.ts';
+import { nextActionSeq, type OutboundPublisher, type Queue } from '../repositories/queues.ts';
 import type { Page } from '../repositories/tasks.ts';
 import {
   claimRun,
@@ -81,12 +81,6 @@ interface WorkflowRunnerDeps {
 const stepId = (s: WorkflowStepSettings, i: number) => s.id ?? `step${i + 1}`;
 const stepKind = (s: WorkflowStepSettings): StepRecord['kind'] =>
   s.tool !== undefined ? 'tool' : s.prompt !== undefined ? 'prompt' : 'message';
-
-let seqCounter = 0;
-function nextSeq(): number {
-  seqCounter = (seqCounter + 1) % 1000;
-  return Date.now() * 1000 + seqCounter;
-}
 
 /**
  * The workflows of workflows.yaml: starts runs (a row in workflow_runs and a job on the automations
@@ -374,7 +368,7 @@ export class WorkflowRunner {
       chat: { id: chat.id, type: chat.type, ...(chat.thread_id ? { thread_id: chat.thread_id } : {}) },
       // stable: a step run again after a crash shows its message once
       reply_id: `workflow/${run.id}/${id}`,
-      seq: nextSeq(),
+      seq: nextActionSeq(),
       text,
       status: 'complete',
       request_id: requestId,

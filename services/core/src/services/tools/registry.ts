@@ -1,5 +1,6 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { ToolsSettings } from '../../config.ts';
+import type { ToolOffer } from '../../repositories/llm.ts';
 import {
   type Confirmation,
   roleAllows,
@@ -23,12 +24,6 @@ export interface ToolCallResult {
 export type PreparedCall =
   | { ok: true; tool: Tool; args: Record<string, unknown>; confirm: Confirmation; summary: string }
   | { ok: false; result: ToolCallResult };
-
-/** A tool as offered to the model in a chat completion request. */
-export interface OfferedTool {
-  type: 'function';
-  function: { name: string; description: string; parameters: Record<string, unknown> };
-}
 
 /**
  * Every tool core can run: built-ins, what config declares, and plugins. Checks a call's arguments
@@ -57,8 +52,8 @@ export class ToolRegistry {
   }
 
   /** The tools this caller may use, in the shape of the OpenAI `tools` field. */
-  offered(caller: ToolCaller): OfferedTool[] {
-    const out: OfferedTool[] = [];
+  offered(caller: ToolCaller): ToolOffer[] {
+    const out: ToolOffer[] = [];
     for (const { tool } of this.tools.values()) {
       const offered = tool.offeredTo ? tool.offeredTo(caller) : roleAllows(caller.role, tool.role);
       if (!offered) continue;
