@@ -1,14 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { stringify } from 'yaml';
+import { launchBrowser } from './browser.ts';
 import { ADMIN_TOKEN, api, type Stack, startStack } from './stack.ts';
-
-// Debian's Chromium (scripts/lib/env.sh installs it): playwright-core drives it, downloads nothing
-const CHROMIUM = '/usr/bin/chromium';
-const CONSOLE_INDEX = path.resolve(import.meta.dirname, '../console/dist/index.html');
 
 const WORKFLOWS = {
   workflows: {
@@ -28,22 +23,9 @@ describe('console pages for tasks, workflows and approvals (Chromium, real core)
   const contexts: BrowserContext[] = [];
 
   before(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} is missing: apt-get install chromium (scripts/test.sh installs it)`);
-    if (!existsSync(CONSOLE_INDEX))
-      throw new Error(`the console is not built (${CONSOLE_INDEX} is missing): run npm run build first`);
     [s, browser] = await Promise.all([
       startStack({ files: { 'workflows.yaml': stringify(WORKFLOWS) } }),
-      chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--no-first-run',
-          '--disable-background-networking',
-        ],
-      }),
+      launchBrowser(),
     ]);
   });
   after(async () => {

@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { pairingCode } from '../src/repositories/pairing.ts';
+import { launchBrowser } from './browser.ts';
 import { ADMIN_TOKEN, api, embeddingModels, type Stack, startStack } from './stack.ts';
-
-// Debian's Chromium (scripts/lib/env.sh installs it): playwright-core drives it, downloads nothing
-const CHROMIUM = '/usr/bin/chromium';
-const CONSOLE_INDEX = path.resolve(import.meta.dirname, '../console/dist/index.html');
 
 const tag = () => randomBytes(4).toString('hex');
 
@@ -43,28 +40,12 @@ describe('web console in a real browser (Chromium, real core, Postgres, Redis, l
   const contexts: BrowserContext[] = [];
 
   before(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} is missing: apt-get install chromium (scripts/test.sh installs it)`);
-    if (!existsSync(CONSOLE_INDEX))
-      throw new Error(`the console is not built (${CONSOLE_INDEX} is missing): run npm run build first`);
     [s, browser] = await Promise.all([
       startStack({
         models,
         config: { knowledge: { embedding_model: 'embed', chunk_tokens: 200, overlap_tokens: 40 } },
       }),
-      chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      }),
+      launchBrowser(),
     ]);
   });
   after(async () => {

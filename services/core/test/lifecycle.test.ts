@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { createTestDatabase, writeConfigDir } from './db-harness.ts';
-import { type Stack, startStack } from './stack.ts';
+import { type Stack, startStack, toolModels } from './stack.ts';
 
 const main = path.resolve(import.meta.dirname, '../src/main.ts');
 const migrateCli = path.resolve(import.meta.dirname, '../src/cli/migrate.ts');
@@ -69,6 +71,69 @@ describe('core lifecycle', () => {
       );
       second.child.kill('SIGTERM');
       assert.equal(await second.exited, 0, 'SIGTERM stops cleanly');
+    } finally {
+      first?.child.kill('SIGKILL');
+      second?.child.kill('SIGKILL');
+      await s.close();
+    }
+  });
+
+  it('a worker killed while a command runs: the takeover does not run it a second time', async () => {
+    const s: Stack = await startStack({
+      workers: false,
+      models: toolModels,
+      config: { system: { max_concurrency: 4, job_lock_ms: 2000 } },
+    });
+    const marks = path.join(mkdtempSync(path.join(tmpdir(), 'pincer-marks-')), 'runs');
+    s.env.PINCER_CONFIG_DIR = writeConfigDir({
+      system: { redis_prefix: s.prefix, max_concurrency: 4, job_lock_ms: 2000 },
+      access: { telegram: { direct: 'open' } },
+      tools: {
+        commands: {
+          mark: {
+            description: 'Note a run in a file, then take a while',
+            argv: ['sh', '-c', 'echo run >> "$1"; sleep 4', 'mark', '{file}'],
+            params: { file: { pattern: '/[A-Za-z0-9/_.-]+' } },
+            role: 'user',
+            confirm: 'none',
+          },
+        },
+      },
+    });
+    let first: ReturnType<typeof startCoreProcess> | undefined;
+    let second: ReturnType<typeof startCoreProcess> | undefined;
+    const runs = () => {
+      try {
+        return readFileSync(marks, 'utf8').split('\n').filter(Boolean).length;
+      } catch {
+        return 0;
+      }
+    };
+    try {
+      first = startCoreProcess(s.env);
+      // the re-run after the crash asks for the very same call
+      s.mock.script({
+        match: { contains: 'mark it' },
+        times: 2,
+        reply: {
+          toolCalls: [{ name: 'run_command', arguments: { command: 'mark', args: { file: marks } } }],
+        },
+      });
+      s.mock.script({ match: { contains: 'mark it' }, reply: { content: 'done after the crash' } });
+      await s.send({ text: 'mark it now', chat: { id: '2100', type: 'direct' } });
+      const deadline = Date.now() + 15_000;
+      while (runs() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(runs(), 1, 'the command started');
+      first.child.kill('SIGKILL');
+      await first.exited;
+      second = startCoreProcess(s.env);
+      const r = await s.finished((x) => x.chat === '2100', 30_000);
+      assert.equal(r.text, 'done after the crash');
+      assert.equal(runs(), 1, 'not run a second time');
+      const told = s.mock.requests.filter((x) => x.body?.messages?.at(-1)?.role === 'tool').at(-1);
+      assert.match(told!.body.messages.at(-1).content, /status="error"[\s\S]*may already have been made/);
+      second.child.kill('SIGTERM');
+      await second.exited;
     } finally {
       first?.child.kill('SIGKILL');
       second?.child.kill('SIGKILL');

@@ -115,6 +115,28 @@ export const embeddingModels = (mockUrl: string, chatMaxTokens = 512) => ({
   routing: { default_model: 'small' },
 });
 
+/** models.yml: `small` can call tools, `plain` cannot. */
+export const toolModels = (mockUrl: string) => ({
+  providers: {
+    p: {
+      type: 'openai',
+      nodes: [{ url: `${mockUrl}/v1`, max_concurrency: 64 }],
+      retries: { attempts: 0, backoff_ms: 1 },
+    },
+  },
+  models: {
+    small: {
+      provider: 'p',
+      model_id: 'small-model',
+      context_window: 16384,
+      max_tokens: 512,
+      capabilities: ['chat', 'tools'],
+    },
+    plain: { provider: 'p', model_id: 'plain-model', context_window: 16384, max_tokens: 512 },
+  },
+  routing: { default_model: 'small' },
+});
+
 /** One call to core's REST API as the admin (or `token`); `json` is undefined when the body is not JSON. */
 export async function api(
   s: Pick<Stack, 'core'>,

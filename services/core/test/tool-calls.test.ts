@@ -4,29 +4,7 @@ import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_TOKEN, api, type Stack, startStack } from './stack.ts';
-
-/** models.yml: `small` can call tools, `plain` cannot. */
-const toolModels = (mockUrl: string) => ({
-  providers: {
-    p: {
-      type: 'openai',
-      nodes: [{ url: `${mockUrl}/v1`, max_concurrency: 64 }],
-      retries: { attempts: 0, backoff_ms: 1 },
-    },
-  },
-  models: {
-    small: {
-      provider: 'p',
-      model_id: 'small-model',
-      context_window: 16384,
-      max_tokens: 512,
-      capabilities: ['chat', 'tools'],
-    },
-    plain: { provider: 'p', model_id: 'plain-model', context_window: 16384, max_tokens: 512 },
-  },
-  routing: { default_model: 'small' },
-});
+import { ADMIN_TOKEN, api, type Stack, startStack, toolModels } from './stack.ts';
 
 let chatSeq = 7_000;
 

@@ -269,6 +269,56 @@ export function ConfirmButton(props: {
 
 export const fmtTime = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString() : '—');
 
+/** Approve or deny: what pairing requests and tool-call approvals are decided with. */
+export const DECISIONS = [
+  { decision: 'approve', label: 'Approve', done: 'approved', class: undefined },
+  { decision: 'deny', label: 'Deny', done: 'denied', class: 'secondary' },
+] as const;
+export type Decision = (typeof DECISIONS)[number];
+
+/**
+ * The last cells of a request that someone approves or denies: while pending, when it expires and
+ * the two buttons; afterwards, when and by whom it was decided.
+ */
+export function DecisionCells(props: {
+  pending: boolean;
+  request: { expires_at: string; decided_at: string | null; decided_by: string | null };
+  /** Read out with the button's label: which request it decides. */
+  what: string;
+  busy: boolean;
+  cellClass?: string;
+  onDecide: (d: Decision) => void;
+}) {
+  const r = props.request;
+  return (
+    <>
+      <td class={props.cellClass}>
+        {props.pending
+          ? fmtTime(r.expires_at)
+          : r.decided_at
+            ? `${fmtTime(r.decided_at)}${r.decided_by ? ` by ${r.decided_by}` : ''}`
+            : '—'}
+      </td>
+      {props.pending && (
+        <td class="row-actions">
+          {DECISIONS.map((d) => (
+            <button
+              key={d.decision}
+              type="button"
+              class={d.class}
+              disabled={props.busy}
+              aria-label={`${d.label} ${props.what}`}
+              onClick={() => props.onDecide(d)}
+            >
+              {d.label}
+            </button>
+          ))}
+        </td>
+      )}
+    </>
+  );
+}
+
 /** API conversations have no title of their own: name them by when they started. */
 export const conversationName = (c: { title: string; created_at: string }) =>
   c.title || `Chat of ${fmtTime(c.created_at)}`;

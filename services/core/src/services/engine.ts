@@ -736,12 +736,26 @@ export class Engine implements RestChat {
     const controller = new AbortController();
     // the user's memories: only the sender's own, and only where memory applies (not groups by default)
     const useMemory = !!message.user_id && this.d.memory.appliesTo(conversation.chat_type);
+    const modelList = llm.listModels().catch(() => [] as ModelInfo[]);
+    const infoOf = (models: ModelInfo[]) =>
+      models.find((m) => m.id === modelName) ??
+      (modelName === undefined ? models.find((m) => m.default) : undefined);
+    // a chat user's role decides their tools: read (from the pool, beside the prompt's queries) only
+    // when the model can call tools
+    const role =
+      config.tools.enabled && !opts.caller && message.user_id
+        ? modelList.then((models) =>
+            infoOf(models)?.capabilities.includes('tools')
+              ? userRole(this.d.db, message.user_id!).catch(() => undefined)
+              : undefined,
+          )
+        : undefined;
     // independent steps at once: the typing indicator, /stop registration, the model sizes and history
     const [, unregister, prepared] = await Promise.all([
       sink.typing(),
       signals.generating(conversation.id, () => controller.abort(new StopRequested())),
       Promise.all([
-        llm.listModels().catch(() => [] as ModelInfo[]),
+        modelList,
         useMemory
           ? this.d.memory
               .promptSection(message.user_id!, opts.question ?? message.content)
@@ -751,9 +765,7 @@ export class Engine implements RestChat {
               })
           : undefined,
       ]).then(([models, memories]) => {
-        const modelInfo =
-          models.find((m) => m.id === modelName) ??
-          (modelName === undefined ? models.find((m) => m.default) : undefined);
+        const modelInfo = infoOf(models);
         const system: string[] = [];
         if (memories) system.push(memories);
         if (grounding) system.push(sourcesPrompt(grounding.hits, grounding.strict));
@@ -775,7 +787,15 @@ export class Engine implements RestChat {
     const requestId = message.meta?.request_id ?? `msg-${message.id}`;
     const engineStart = performance.now();
     try {
-      const turn = await this.toolTurn(modelInfo, conversation, message, platform, opts, controller.signal);
+      const turn = await this.toolTurn(
+        modelInfo,
+        conversation,
+        message,
+        platform,
+        opts,
+        role,
+        controller.signal,
+      );
       const messages: ChatMessage[] = prompt;
       if (turn) messages[0] = { role: 'system', content: `${prompt[0]!.content}\n\n${TOOLS_NOTE}` };
       // text written before a round of tool calls stays; what follows starts on a new paragraph
@@ -944,14 +964,16 @@ export class Engine implements RestChat {
     message: QueuedMessage,
     platform: string,
     opts: AnswerOptions,
+    /** The chat user's role, being read (chat turns). */
+    roleLookup: Promise<string | undefined> | undefined,
     signal: AbortSignal,
   ): Promise<ToolTurn | undefined> {
-    const { config, tools, db, log } = this.d;
+    const { config, tools, log } = this.d;
     if (!config.tools.enabled || !modelInfo?.capabilities.includes('tools')) return undefined;
     let caller = opts.caller;
     if (!caller) {
       if (!message.user_id) return undefined;
-      const role = ((await userRole(db, message.user_id)) ?? 'user') as ToolCaller['role'];
+      const role = ((await roleLookup) ?? 'user') as ToolCaller['role'];
       caller = { userId: message.user_id, role, name: `${platform}:user/${message.user_id}` };
     }
     caller = { ...caller, chatType: conversation.chat_type };

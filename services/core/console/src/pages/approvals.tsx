@@ -4,6 +4,8 @@ import { api, ApiError, query } from '../api.ts';
 import type { Approval, ApprovalStatus } from '../types.ts';
 import {
   ActionOutcome,
+  type Decision,
+  DecisionCells,
   fmtTime,
   Listing,
   PageHeader,
@@ -17,11 +19,6 @@ const STATUSES: ApprovalStatus[] = ['pending', 'approved', 'denied', 'expired'];
 /** Pending calls wait for a short time only (tools.approval_timeout_s): look often. */
 const POLL_MS = 3000;
 
-const DECISIONS = [
-  { decision: 'approve', label: 'Approve', done: 'approved', class: undefined },
-  { decision: 'deny', label: 'Deny', done: 'denied', class: 'secondary' },
-] as const;
-
 export function ApprovalsPage() {
   const [status, setStatus] = useState<ApprovalStatus>('pending');
   const list = useResource(
@@ -32,7 +29,7 @@ export function ApprovalsPage() {
   useInterval(list.reload, pending ? POLL_MS : null);
   const action = useAction();
 
-  async function decide(a: Approval, d: (typeof DECISIONS)[number]) {
+  async function decide(a: Approval, d: Decision) {
     await action.run(a.id, async () => {
       try {
         await api('POST', `/api/v1/approvals/${a.id}/${d.decision}`);
@@ -100,29 +97,14 @@ export function ApprovalsPage() {
               <td>{a.user_id === null ? '—' : `${a.user_name || 'User'} (#${a.user_id})`}</td>
               <td>{a.platform ? `${a.platform} ${a.chat_id ?? ''}` : '—'}</td>
               <td class="nowrap">{fmtTime(a.created_at)}</td>
-              <td class="nowrap">
-                {pending
-                  ? fmtTime(a.expires_at)
-                  : a.decided_at
-                    ? `${fmtTime(a.decided_at)}${a.decided_by ? ` by ${a.decided_by}` : ''}`
-                    : '—'}
-              </td>
-              {pending && (
-                <td class="row-actions">
-                  {DECISIONS.map((d) => (
-                    <button
-                      key={d.decision}
-                      type="button"
-                      class={d.class}
-                      disabled={action.busy === a.id}
-                      aria-label={`${d.label} ${a.tool}: ${a.summary}`}
-                      onClick={() => decide(a, d)}
-                    >
-                      {d.label}
-                    </button>
-                  ))}
-                </td>
-              )}
+              <DecisionCells
+                pending={pending}
+                request={a}
+                what={`${a.tool}: ${a.summary}`}
+                busy={action.busy === a.id}
+                cellClass="nowrap"
+                onDecide={(d) => decide(a, d)}
+              />
             </tr>
           ))}
         </Table>

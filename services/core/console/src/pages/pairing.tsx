@@ -2,14 +2,19 @@
 import { useState } from 'preact/hooks';
 import { api, query } from '../api.ts';
 import type { PairingRequest } from '../types.ts';
-import { ActionOutcome, fmtTime, Listing, PageHeader, Table, useAction, useResource } from '../ui.tsx';
+import {
+  ActionOutcome,
+  type Decision,
+  DecisionCells,
+  fmtTime,
+  Listing,
+  PageHeader,
+  Table,
+  useAction,
+  useResource,
+} from '../ui.tsx';
 
 const STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
-
-const DECISIONS = [
-  { decision: 'approve', label: 'Approve', done: 'approved', class: undefined },
-  { decision: 'deny', label: 'Deny', done: 'denied', class: 'secondary' },
-] as const;
 
 export function PairingPage() {
   const [status, setStatus] = useState<(typeof STATUSES)[number]>('pending');
@@ -25,7 +30,7 @@ export function PairingPage() {
   );
   const action = useAction();
 
-  async function decide(r: PairingRequest, d: (typeof DECISIONS)[number]) {
+  async function decide(r: PairingRequest, d: Decision) {
     await action.run(r.id, async () => {
       await api('POST', `/api/v1/pairing/${r.id}/${d.decision}`);
       return `${r.display_name} (${r.platform}) was ${d.done}.`;
@@ -88,29 +93,13 @@ export function PairingPage() {
                 <strong>{r.code}</strong>
               </td>
               <td>{fmtTime(r.created_at)}</td>
-              <td>
-                {pending
-                  ? fmtTime(r.expires_at)
-                  : r.decided_at
-                    ? `${fmtTime(r.decided_at)}${r.decided_by ? ` by ${r.decided_by}` : ''}`
-                    : '—'}
-              </td>
-              {pending && (
-                <td class="row-actions">
-                  {DECISIONS.map((d) => (
-                    <button
-                      key={d.decision}
-                      type="button"
-                      class={d.class}
-                      disabled={action.busy === r.id}
-                      aria-label={`${d.label} ${r.display_name} (code ${r.code})`}
-                      onClick={() => decide(r, d)}
-                    >
-                      {d.label}
-                    </button>
-                  ))}
-                </td>
-              )}
+              <DecisionCells
+                pending={pending}
+                request={r}
+                what={`${r.display_name} (code ${r.code})`}
+                busy={action.busy === r.id}
+                onDecide={(d) => decide(r, d)}
+              />
             </tr>
           ))}
         </Table>
