@@ -56,6 +56,32 @@ describe('reliability (findings of the core review, each pinned)', () => {
     }
   });
 
+  it('a model stream cut mid-answer is asked again: the reply is rewound and finished once', async () => {
+    const s = await startStack({ mock: { tokenRate: 200 } });
+    try {
+      // the upstream connection dies after a few chunks, once; llm-proxy says so in the stream
+      s.mock.script({
+        match: { contains: 'cut me' },
+        times: 1,
+        reply: { content: 'the first try that breaks off early', disconnectAfterChunks: 3 },
+      });
+      await s.send({ text: 'cut me off please', chat: { id: '4250', type: 'direct' } });
+      const r = await s.finished((x) => x.chat === '4250', 15_000);
+      assert.equal(r.status, 'complete');
+      assert.equal(r.text, 'Mock reply: cut me off please', 'the second answer replaced the cut one');
+      assert.equal(r.finishes, 1);
+      const asked = s.mock.requests.filter((q) => lastUser(q.body) === 'cut me off please');
+      assert.equal(asked.length, 2, 'asked twice');
+      const shown = r.actions.filter((a) => a.type !== 'typing').map((a) => a.text ?? '');
+      assert.ok(
+        shown.some((t) => t !== '' && 'the first try that breaks off early'.startsWith(t)),
+        `the cut answer was on screen before it was replaced: ${JSON.stringify(shown)}`,
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a reply with NUL characters is stored and shown without them', async () => {
     const s = await startStack();
     try {

@@ -46,25 +46,46 @@ export type ModelFailure = 'busy' | 'unavailable' | 'timeout' | 'rejected' | 'fa
 
 export class ModelError extends Error {
   readonly failure: ModelFailure;
-  constructor(failure: ModelFailure, message: string) {
+  /**
+   * The connection broke rather than the model refusing: llm-proxy was unreachable or restarted, or the
+   * node it streamed from died mid-answer. Asking again a moment later reaches a live proxy and node.
+   */
+  readonly retryable: boolean;
+  constructor(failure: ModelFailure, message: string, retryable = false) {
     super(message);
     this.name = 'ModelError';
     this.failure = failure;
+    this.retryable = retryable;
   }
 }
 
 function classify(err: unknown): ModelError {
   if (err instanceof ModelError) return err;
-  const e = err as { status?: number; message?: string; name?: string };
+  const e = err as {
+    status?: number;
+    message?: string;
+    name?: string;
+    code?: string;
+    cause?: { code?: string };
+  };
   const status = e?.status;
   if (status === 429) return new ModelError('busy', e.message ?? 'busy');
   if (status === 503 || status === 502) return new ModelError('unavailable', e.message ?? 'unavailable');
-  if (status === 504 || e?.name === 'APIConnectionTimeoutError')
+  // the SDK's error classes all carry name "Error": told apart by class
+  if (status === 504 || err instanceof OpenAI.APIConnectionTimeoutError)
     return new ModelError('timeout', e.message ?? 'timeout');
   if (status !== undefined && status >= 400 && status < 500)
     return new ModelError('rejected', e.message ?? 'rejected');
-  if (e?.name === 'APIConnectionError')
-    return new ModelError('unavailable', e.message ?? 'connection failed');
+  if (err instanceof OpenAI.APIConnectionError)
+    return new ModelError('unavailable', e.message ?? 'connection failed', true);
+  // llm-proxy's own word that its upstream node broke off mid-answer (another node may answer)
+  if (e?.code === 'upstream_error') return new ModelError('failed', e.message ?? 'upstream failed', true);
+  // the response body was cut: llm-proxy went away mid-stream
+  if (
+    (e?.name === 'TypeError' && e.message === 'terminated') ||
+    ['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'].includes(e?.cause?.code ?? '')
+  )
+    return new ModelError('unavailable', e.message ?? 'connection lost', true);
   return new ModelError('failed', e?.message ?? String(err));
 }
 

@@ -72,6 +72,11 @@ type ChatPlatform = 'telegram' | 'feishu';
 interface ReplySink {
   typing(): Promise<void>;
   delta(text: string): void;
+  /**
+   * Takes the reply back to its first `length` characters (the model is asked again after its stream
+   * broke). Platform replies are shown whole on every update, so they can; an HTTP stream cannot.
+   */
+  rewind?(length: number): void;
   finish(text: string, status: 'complete' | 'stopped' | 'failed'): Promise<void>;
   /** A question for the user beside the reply (a tool call waiting for approval). */
   ask(
@@ -79,6 +84,12 @@ interface ReplySink {
     text: string,
   ): Promise<void>;
 }
+
+/**
+ * A model stream that broke because the connection did (llm-proxy restarting, its node dying mid-answer)
+ * is asked again after these pauses; then the user is told it failed.
+ */
+const STREAM_RETRY_DELAYS_MS = [500, 1000, 2000, 4000];
 
 /** Tool calls run per model round; more in one answer are refused (a runaway model cannot fan out). */
 const MAX_CALLS_PER_ROUND = 8;
@@ -815,11 +826,41 @@ export class Engine implements RestChat {
         // the last round offers no tools, so the model must answer in words
         const offer = turn && round < config.tools.max_rounds ? turn.offered : undefined;
         const before = text.length;
-        const r = await llm.streamChat(
-          { model: modelName, messages, requestId, tools: offer },
-          { onText },
-          controller.signal,
-        );
+        const breakWas = breakBefore;
+        let r: Awaited<ReturnType<LlmClient['streamChat']>>;
+        for (let attempt = 0; ; attempt++) {
+          try {
+            r = await llm.streamChat(
+              { model: modelName, messages, requestId, tools: offer },
+              { onText },
+              controller.signal,
+            );
+            break;
+          } catch (err) {
+            const delay = STREAM_RETRY_DELAYS_MS[attempt];
+            const partial = text.length > before;
+            if (
+              controller.signal.aborted ||
+              !(err instanceof ModelError && err.retryable) ||
+              delay === undefined ||
+              (partial && !sink.rewind)
+            )
+              throw err;
+            // what this round wrote is taken back: the new answer replaces it in the same reply
+            if (partial) {
+              text = text.slice(0, before);
+              sink.rewind!(before);
+            }
+            breakBefore = breakWas;
+            metrics.errors.inc({ kind: 'model_stream_retried' });
+            log.warn('the model stream broke; asking again', {
+              requestId,
+              attempt: attempt + 1,
+              error: err.message,
+            });
+            await sleep(delay, undefined, { signal: controller.signal });
+          }
+        }
         // an aborted stream may end quietly instead of throwing
         if (controller.signal.aborted) throw controller.signal.reason;
         if (r.usage) {
@@ -1180,6 +1221,9 @@ export class Engine implements RestChat {
       },
       ask: async (approval, question) => {
         await this.sendText(target, `approval/${approval.id}`, question);
+      },
+      rewind: (length) => {
+        text = text.slice(0, length);
       },
       delta: (d) => {
         text += d;
