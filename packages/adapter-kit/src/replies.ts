@@ -97,6 +97,13 @@ export interface ReplyRunnerOptions<S> {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * Takes the lock, or finds it already ours: a SET whose reply was lost to a Redis restart is sent again
+ * by ioredis and must not then find its own lock taken (it would wait out the whole TTL).
+ */
+const ACQUIRE = `if redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end
+return 0`;
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
@@ -331,7 +338,7 @@ export class ReplyRunner<S> {
     const token = randomUUID();
     const ttl = 60_000;
     for (let delay = 20; ; delay = Math.min(500, delay * 2)) {
-      if ((await this.o.connection.set(key, token, 'PX', ttl, 'NX')) === 'OK') break;
+      if ((await this.o.connection.eval(ACQUIRE, 1, key, token, String(ttl))) === 1) break;
       if (this.closing) throw new Error('shutting down');
       await sleep(delay);
     }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
 /** How long a claim made by an intake that may still crash holds (Feishu's first redelivery is 15 s later). */
@@ -5,9 +6,13 @@ const CLAIM_MS = 10_000;
 
 const SET_IF = `if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 else return 0 end`;
 
-/** Claims every key or none: returns the 1-based index of the first key already claimed, or 0. */
+/**
+ * Claims every key or none: returns the 1-based index of the first key already claimed, or 0. A key
+ * holding this claim's own token is ours: ioredis sends a script again when Redis went away before its
+ * reply, and that second run must not take its own claim for a duplicate (the message would be dropped).
+ */
 const CLAIM_ALL = `for i, key in ipairs(KEYS) do
-  if not redis.call('set', key, 'claimed', 'PX', ARGV[1], 'NX') then
+  if redis.call('get', key) ~= ARGV[2] and not redis.call('set', key, ARGV[2], 'PX', ARGV[1], 'NX') then
     for j = 1, i - 1 do redis.call('del', KEYS[j]) end
     return i
   end
@@ -44,6 +49,7 @@ export class Ledger {
       keys.length,
       ...keys.map((k) => this.seenKey(k)),
       CLAIM_MS,
+      `claimed:${randomUUID()}`,
     )) as number;
     return taken ? keys[taken - 1]!.name : undefined;
   }
