@@ -36,6 +36,9 @@ status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -E '^ℹ pass [0-9]+' "$out" | tail -1 | awk '{print $3}')
 failed=$(grep -E '^ℹ fail [0-9]+' "$out" | tail -1 | awk '{print $3}')
+# a test that timed out is reported as cancelled: it failed
+cancelled=$(grep -E '^ℹ cancelled [0-9]+' "$out" | tail -1 | awk '{print $3}')
+failed=$((${failed:-0} + ${cancelled:-0}))
 rm -f "$out"
 echo
 echo "${passed:-0} passed, ${failed:-0} failed"
