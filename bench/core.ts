@@ -6,37 +6,16 @@
  *
  *   npm run bench:core        BENCH_QUICK=1 for a short run
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inboundJobId, type InboundMessageInput, type OutboundAction, QueueName } from '@pincer/shared';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { fmt, pct, REDIS_URL, root, startBackend } from './lib.ts';
+import { cpuMsOf, fmt, pct, REDIS_URL, root, rssMB, startBackend } from './lib.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
-
-/** CPU ms used so far by the processes whose command name matches (all Postgres backends, say). */
-function cpuMsOf(match: (comm: string, pid: number) => boolean): number {
-  let ticks = 0;
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      if (!match(comm, Number(d))) continue;
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return ticks * 10;
-}
-
-const rssMB = (pid: number) =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 async function main() {
   // BENCH_CORE_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles core during the run

@@ -1,17 +1,19 @@
 /**
  * What the end-to-end benchmarks share: mock model, llm-proxy and core started as separate processes
- * from dist/ (as the images run them), on a fresh database and a private Redis prefix. Also what the
- * knowledge benchmarks share: deleting a run's Redis keys, and the retrieval evaluation's report.
+ * from dist/ (as the images run them), on a fresh database and a private Redis prefix; closed-loop
+ * HTTP load (llm-proxy direct vs through); a process's RSS and CPU time. Also what the knowledge
+ * benchmarks share: deleting a run's Redis keys, and the retrieval evaluation's report.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EvalResult } from '@pincer/knowledge';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
 
 export const root = path.resolve(import.meta.dirname, '..');
@@ -19,12 +21,16 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ADMIN_DB = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const KEY = 'bench-proxy-key-0123456789abcdef';
 
-export function start(args: string[], env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--max-semi-space-size=8', ...args], {
+/** A Node process from the repository root; its output to `logFile` when given (else stderr only). */
+export function start(args: string[], env: Record<string, string>, logFile?: string): ChildProcess {
+  const out = logFile === undefined ? undefined : openSync(logFile, 'a');
+  const child = spawn(process.execPath, ['--max-semi-space-size=8', ...args], {
     cwd: root,
     env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: out === undefined ? ['ignore', 'ignore', 'inherit'] : ['ignore', out, out],
   });
+  if (out !== undefined) closeSync(out);
+  return child;
 }
 
 export async function waitHttp(url: string, proc: ChildProcess, what: string): Promise<void> {
@@ -89,8 +95,114 @@ export function printRetrieval(o: {
   }
 }
 
-export const pct = (a: number[], p: number) => a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))]!;
+/** The p-th percentile of an ascending array (NaN when empty). */
+export const pct = (a: number[], p: number) =>
+  a.length ? a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))]! : Number.NaN;
 export const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+export const mean = (a: number[]) => (a.length ? a.reduce((s, x) => s + x, 0) / a.length : Number.NaN);
+export const ascending = (a: number[]) => a.sort((x, y) => x - y);
+
+/** Resident memory of a process, from /proc/<pid>/status (NaN once it has ended). */
+export function rssMB(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU time (user + system) a process has used, in ms (utime, stime are in 100 Hz clock ticks). */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/** CPU ms used so far by every process whose command name matches (all Postgres backends, say). */
+export function cpuMsOf(match: (comm: string, pid: number) => boolean): number {
+  let ms = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (match(stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), Number(d))) ms += cpuMs(Number(d));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return ms;
+}
+
+/** One closed-loop HTTP load run. */
+export interface LoadRun {
+  /** ms, ascending. */
+  latencies: number[];
+  /** Time to the first content chunk of a stream, ms, ascending. */
+  ttfts: number[];
+  /** llm-proxy's x-pincer-overhead-ms, ascending. */
+  overheads: number[];
+  rps: number;
+  errors: number;
+}
+
+/**
+ * Closed-loop load: `concurrency` workers, each sending the next request when the last finished,
+ * until `requests` were sent or `seconds` passed. `key` is sent as a bearer token.
+ */
+export async function load(
+  url: string,
+  body: string,
+  opts: { concurrency: number; requests?: number; seconds?: number; stream?: boolean; key?: string },
+): Promise<LoadRun> {
+  const agent = new Agent({ connections: opts.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (opts.key) headers.authorization = `Bearer ${opts.key}`;
+  const latencies: number[] = [];
+  const ttfts: number[] = [];
+  const overheads: number[] = [];
+  let errors = 0;
+  let sent = 0;
+  const deadline = opts.seconds ? performance.now() + opts.seconds * 1000 : Number.POSITIVE_INFINITY;
+  const t0 = performance.now();
+  const worker = async () => {
+    while ((opts.requests === undefined || sent < opts.requests) && performance.now() < deadline) {
+      sent++;
+      const t = performance.now();
+      try {
+        const res = await request(url, { method: 'POST', headers, body, dispatcher: agent });
+        if (opts.stream) {
+          let first = 0;
+          for await (const chunk of res.body) {
+            if (!first && chunk.includes('"content"')) first = performance.now();
+          }
+          ttfts.push((first || performance.now()) - t);
+        } else {
+          await res.body.text();
+        }
+        if (res.statusCode !== 200) errors++;
+        const oh = res.headers['x-pincer-overhead-ms'];
+        if (oh) overheads.push(Number(oh));
+        latencies.push(performance.now() - t);
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  const elapsed = (performance.now() - t0) / 1000;
+  await agent.close();
+  return {
+    latencies: ascending(latencies),
+    ttfts: ascending(ttfts),
+    overheads: ascending(overheads),
+    rps: latencies.length / elapsed,
+    errors,
+  };
+}
+
+/** How much later `via` is than `direct` at the p-th percentile (of whole requests, or of first tokens). */
+export const addedAt = (direct: LoadRun, via: LoadRun, p: number, key: 'latencies' | 'ttfts' = 'latencies') =>
+  pct(via[key], p) - pct(direct[key], p);
 
 export interface BackendStack {
   /** Base of the ports: mock = port, llm-proxy = port + 1, core = port + 2; port + 3 and up are free. */

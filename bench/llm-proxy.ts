@@ -8,14 +8,12 @@
  * Mock, proxy and this load generator are three processes sharing the machine's cores.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
+import { addedAt, cpuMs, load, mean, pct, root, rssMB, waitHttp } from './lib.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
 const quick = process.env.BENCH_QUICK === '1';
 const KEY = 'bench-key-0123456789abcdef';
 const BODY = JSON.stringify({
@@ -36,20 +34,6 @@ function freePort(): number {
   return 20000 + Math.floor(Math.random() * 30000);
 }
 
-async function waitHttp(url: string, proc: ChildProcess, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (proc.exitCode !== null) throw new Error(`${what} exited with ${proc.exitCode}`);
-    try {
-      const r = await fetch(url);
-      if (r.ok) return;
-    } catch {
-      // not up yet
-    }
-    await sleep(50);
-  }
-  throw new Error(`${what} did not come up`);
-}
-
 function start(args: string[], env: Record<string, string>): ChildProcess {
   const p = spawn(process.execPath, ['--conditions=pincer-source', ...args], {
     cwd: root,
@@ -57,82 +41,6 @@ function start(args: string[], env: Record<string, string>): ChildProcess {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   return p;
-}
-
-function rssMB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
-}
-
-/** CPU time (user + system) a process has used, in ms. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (100/s)
-}
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-interface Run {
-  latencies: number[]; // ms, sorted
-  ttfts: number[]; // ms, sorted (streams)
-  overheads: number[]; // x-pincer-overhead-ms, sorted
-  rps: number;
-  errors: number;
-}
-
-/** Closed-loop load: `concurrency` workers, each sending the next request when the last finished. */
-async function load(
-  url: string,
-  body: string,
-  opts: { concurrency: number; requests?: number; seconds?: number; stream?: boolean; auth: boolean },
-): Promise<Run> {
-  const agent = new Agent({ connections: opts.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (opts.auth) headers.authorization = `Bearer ${KEY}`;
-  const latencies: number[] = [];
-  const ttfts: number[] = [];
-  const overheads: number[] = [];
-  let errors = 0;
-  let sent = 0;
-  const deadline = opts.seconds ? performance.now() + opts.seconds * 1000 : Number.POSITIVE_INFINITY;
-  const t0 = performance.now();
-  const worker = async () => {
-    while ((opts.requests === undefined || sent < opts.requests) && performance.now() < deadline) {
-      sent++;
-      const t = performance.now();
-      try {
-        const res = await request(url, { method: 'POST', headers, body, dispatcher: agent });
-        if (opts.stream) {
-          let first = 0;
-          for await (const chunk of res.body) {
-            if (!first && chunk.includes('"content"')) first = performance.now();
-          }
-          ttfts.push((first || performance.now()) - t);
-        } else {
-          await res.body.text();
-        }
-        if (res.statusCode !== 200) errors++;
-        const oh = res.headers['x-pincer-overhead-ms'];
-        if (oh) overheads.push(Number(oh));
-        latencies.push(performance.now() - t);
-      } catch {
-        errors++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: opts.concurrency }, worker));
-  const elapsed = (performance.now() - t0) / 1000;
-  await agent.close();
-  const sort = (a: number[]) => a.sort((x, y) => x - y);
-  return {
-    latencies: sort(latencies),
-    ttfts: sort(ttfts),
-    overheads: sort(overheads),
-    rps: latencies.length / elapsed,
-    errors,
-  };
 }
 
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
@@ -183,38 +91,37 @@ async function main() {
   const seconds = quick ? 3 : 15;
 
   process.stderr.write('warming up\n');
-  await load(direct, UPSTREAM_BODY, { concurrency: 8, requests: 2000, auth: false });
-  await load(via, BODY, { concurrency: 8, requests: 4000, auth: true });
-  await load(via, STREAM_BODY, { concurrency: 8, requests: 1000, stream: true, auth: true });
+  await load(direct, UPSTREAM_BODY, { concurrency: 8, requests: 2000 });
+  await load(via, BODY, { concurrency: 8, requests: 4000, key: KEY });
+  await load(via, STREAM_BODY, { concurrency: 8, requests: 1000, stream: true, key: KEY });
 
   process.stderr.write('latency at concurrency 1\n');
-  const d1 = await load(direct, UPSTREAM_BODY, { concurrency: 1, requests: n1, auth: false });
-  const p1 = await load(via, BODY, { concurrency: 1, requests: n1, auth: true });
+  const d1 = await load(direct, UPSTREAM_BODY, { concurrency: 1, requests: n1 });
+  const p1 = await load(via, BODY, { concurrency: 1, requests: n1, key: KEY });
   process.stderr.write('latency at concurrency 64\n');
-  const d64 = await load(direct, UPSTREAM_BODY, { concurrency: 64, requests: n1 * 4, auth: false });
-  const p64 = await load(via, BODY, { concurrency: 64, requests: n1 * 4, auth: true });
+  const d64 = await load(direct, UPSTREAM_BODY, { concurrency: 64, requests: n1 * 4 });
+  const p64 = await load(via, BODY, { concurrency: 64, requests: n1 * 4, key: KEY });
   process.stderr.write('streams: time to first token at concurrency 1\n');
   const ds = await load(direct, UPSTREAM_STREAM_BODY, {
     concurrency: 1,
     requests: n1,
     stream: true,
-    auth: false,
   });
-  const ps = await load(via, STREAM_BODY, { concurrency: 1, requests: n1, stream: true, auth: true });
+  const ps = await load(via, STREAM_BODY, { concurrency: 1, requests: n1, stream: true, key: KEY });
 
   process.stderr.write(`sustained non-stream load, ${seconds}s each, concurrency 64\n`);
   const mockCpu0 = cpuMs(mock.pid!);
   const genCpu0 = process.cpuUsage();
-  const dSus = await load(direct, UPSTREAM_BODY, { concurrency: 64, seconds, auth: false });
+  const dSus = await load(direct, UPSTREAM_BODY, { concurrency: 64, seconds });
   const genDirect = process.cpuUsage(genCpu0);
   const mockCpuDirect = cpuMs(mock.pid!) - mockCpu0;
   const proxyCpu0 = cpuMs(proxy.pid!);
   const rssSamples: number[] = [];
   const sampler = setInterval(() => rssSamples.push(rssMB(proxy.pid!)), 1000);
-  const pSus = await load(via, BODY, { concurrency: 64, seconds, auth: true });
+  const pSus = await load(via, BODY, { concurrency: 64, seconds, key: KEY });
   const proxyCpu = cpuMs(proxy.pid!) - proxyCpu0;
   // a second sustained round: RSS should not keep climbing
-  const pSus2 = await load(via, BODY, { concurrency: 64, seconds, auth: true });
+  const pSus2 = await load(via, BODY, { concurrency: 64, seconds, key: KEY });
   clearInterval(sampler);
   const rssAfter = rssMB(proxy.pid!);
 
@@ -235,14 +142,12 @@ async function main() {
   );
   await waitHttp(`http://127.0.0.1:${proxyPort + 1}/readyz`, proxy2, 'second llm-proxy');
   const via2 = `http://127.0.0.1:${proxyPort + 1}/v1/chat/completions`;
-  const dSlow = await load(direct, UPSTREAM_BODY, { concurrency: 64, seconds, auth: false });
+  const dSlow = await load(direct, UPSTREAM_BODY, { concurrency: 64, seconds });
   const slowRss: number[] = [];
   const slowSampler = setInterval(() => slowRss.push(rssMB(proxy2.pid!)), 1000);
-  const pSlow = await load(via2, BODY, { concurrency: 64, seconds, auth: true });
+  const pSlow = await load(via2, BODY, { concurrency: 64, seconds, key: KEY });
   clearInterval(slowSampler);
 
-  const added = (a: Run, b: Run, p: number, key: 'latencies' | 'ttfts' = 'latencies') =>
-    pct(b[key], p) - pct(a[key], p);
   const half = Math.floor(rssSamples.length / 2);
   const results = {
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
@@ -251,8 +156,8 @@ async function main() {
       direct_p99_ms: pct(d1.latencies, 99),
       proxy_p50_ms: pct(p1.latencies, 50),
       proxy_p99_ms: pct(p1.latencies, 99),
-      added_p50_ms: added(d1, p1, 50),
-      added_p99_ms: added(d1, p1, 99),
+      added_p50_ms: addedAt(d1, p1, 50),
+      added_p99_ms: addedAt(d1, p1, 99),
       self_reported_overhead_p50_ms: pct(p1.overheads, 50),
       self_reported_overhead_p99_ms: pct(p1.overheads, 99),
     },
@@ -261,16 +166,16 @@ async function main() {
       direct_p99_ms: pct(d64.latencies, 99),
       proxy_p50_ms: pct(p64.latencies, 50),
       proxy_p99_ms: pct(p64.latencies, 99),
-      added_p50_ms: added(d64, p64, 50),
-      added_p99_ms: added(d64, p64, 99),
+      added_p50_ms: addedAt(d64, p64, 50),
+      added_p99_ms: addedAt(d64, p64, 99),
     },
     stream_ttft: {
       direct_p50_ms: pct(ds.ttfts, 50),
       direct_p99_ms: pct(ds.ttfts, 99),
       proxy_p50_ms: pct(ps.ttfts, 50),
       proxy_p99_ms: pct(ps.ttfts, 99),
-      added_p50_ms: added(ds, ps, 50, 'ttfts'),
-      added_p99_ms: added(ds, ps, 99, 'ttfts'),
+      added_p50_ms: addedAt(ds, ps, 50, 'ttfts'),
+      added_p99_ms: addedAt(ds, ps, 99, 'ttfts'),
     },
     cpu_us_per_request: {
       load_generator: (genDirect.user + genDirect.system) / dSus.latencies.length,
@@ -289,8 +194,8 @@ async function main() {
       direct_rps: dSlow.rps,
       proxy_rps: pSlow.rps,
       ratio: pSlow.rps / dSlow.rps,
-      added_p50_ms: added(dSlow, pSlow, 50),
-      added_p99_ms: added(dSlow, pSlow, 99),
+      added_p50_ms: addedAt(dSlow, pSlow, 50),
+      added_p99_ms: addedAt(dSlow, pSlow, 99),
       proxy_rss_max_mb: Math.max(...slowRss),
       errors: dSlow.errors + pSlow.errors,
     },
@@ -375,10 +280,6 @@ async function main() {
   proxy.kill('SIGTERM');
   proxy2.kill('SIGTERM');
   mock.kill('SIGTERM');
-}
-
-function mean(a: number[]): number {
-  return a.length ? a.reduce((s, x) => s + x, 0) / a.length : Number.NaN;
 }
 
 main().catch((err) => {
