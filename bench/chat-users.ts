@@ -216,6 +216,7 @@ export function feishu(emulator: string): ChatPlatform {
   const replies = new Replies();
   const run = randomBytes(8).toString('hex');
   const answers = new Map<string, string>(); // card_id → the message it answers
+  const bornFinished = new Set<string>(); // cards created with streaming mode off
   let limited = 0;
   let errors = 0;
   const feed = new CallFeed<FsCall>(`${emulator}/_emulator/calls`, (calls) => {
@@ -225,18 +226,30 @@ export function feishu(emulator: string): ChatPlatform {
         else errors++;
         continue;
       }
-      const body = c.body as { content?: string; settings?: string };
-      if (c.api === 'message.reply') {
-        const content = parseJson(body.content);
-        const parent = /\/messages\/([^/]+)\/reply$/.exec(c.path)?.[1];
-        if (content?.type === 'card' && parent) answers.set(String(content.data?.card_id), parent);
-      } else if (c.api === 'card.settings' && parseJson(body.settings)?.config?.streaming_mode === false) {
-        const card = /\/cards\/([^/]+)\/settings$/.exec(c.path)?.[1] ?? '';
+      const body = c.body as { content?: string; settings?: string; data?: string; card?: { data?: string } };
+      const closes = (card: string) => {
         const parent = answers.get(card);
         if (parent) {
           answers.delete(card);
           replies.shown(parent, c.at + c.ms);
         }
+      };
+      if (c.api === 'card.create') {
+        // a short answer's card is created finished: it shows once the reply carrying it is sent
+        if (parseJson(body.data)?.config?.streaming_mode !== true)
+          bornFinished.add(String((c.data as { card_id?: string } | undefined)?.card_id));
+      } else if (c.api === 'message.reply') {
+        const content = parseJson(body.content);
+        const parent = /\/messages\/([^/]+)\/reply$/.exec(c.path)?.[1];
+        const card = String(content?.data?.card_id);
+        if (content?.type === 'card' && parent) {
+          answers.set(card, parent);
+          if (bornFinished.delete(card)) closes(card);
+        }
+      } else if (c.api === 'card.settings' && parseJson(body.settings)?.config?.streaming_mode === false) {
+        closes(/\/cards\/([^/]+)\/settings$/.exec(c.path)?.[1] ?? '');
+      } else if (c.api === 'card.update' && parseJson(body.card?.data)?.config?.streaming_mode !== true) {
+        closes(/\/cards\/([^/]+)$/.exec(c.path)?.[1] ?? '');
       }
     }
   });

@@ -214,6 +214,7 @@ export async function startFeishuEmulator(options: FeishuEmulatorOptions = {}): 
     let status = 200;
     let code = 0;
     let api = 'unknown';
+    let data: unknown;
     const logId = newLogId();
     try {
       let params: string[] | undefined;
@@ -252,6 +253,7 @@ export async function startFeishuEmulator(options: FeishuEmulatorOptions = {}): 
           });
       }
       const result = found.handler({ params, query, body: json });
+      data = result.data;
       sendJson(res, 200, result, { 'x-tt-logid': logId });
     } catch (e) {
       const err = e instanceof ApiError ? e : new ApiError(ERR.internal, (e as Error).message);
@@ -259,7 +261,18 @@ export async function startFeishuEmulator(options: FeishuEmulatorOptions = {}): 
       code = err.code;
       sendError(res, err, logId, api);
     } finally {
-      calls.push({ method, path, query, api, body, at: started, status, code, ms: Date.now() - started });
+      calls.push({
+        method,
+        path,
+        query,
+        api,
+        body,
+        data,
+        at: started,
+        status,
+        code,
+        ms: Date.now() - started,
+      });
       changed();
     }
   };

@@ -184,6 +184,8 @@ export interface CallRecord {
   /** Short key of the endpoint ('message.create', …), or 'unknown'. */
   api: string;
   body: unknown;
+  /** What a successful call answered in `data` (a created card's id, say). */
+  data?: unknown;
   at: number;
   status: number;
   code: number;

@@ -67,6 +67,12 @@ for (const mode of ['ws', 'webhook'] as const) {
         final.text,
       );
       assert.ok(final.uuid, 'sent with a uuid');
+      // the last text and the end of streaming go in one call (Feishu allows 10 a second per card)
+      const onCard = t.emu.calls.filter(
+        (c) => c.path.includes(`/cards/${final.card!.card_id}`) && c.code === 0,
+      );
+      assert.equal(onCard.at(-1)?.api, 'card.update', 'the card is finished by a whole-card update');
+      assert.ok(!onCard.some((c) => c.api === 'card.settings'), 'no separate call to switch streaming off');
       await t.emu.waitFor(
         () => t.emu.chat(s.chat_id).reactions.find((r) => r.reaction_id === typing.reaction_id && r.deleted),
         5000,

@@ -46,10 +46,12 @@ describe('Feishu: nothing lost, nothing repeated', () => {
         'Feishu answered 230020',
       );
       const first429 = t.emu.calls.find((c) => c.status === 429)!;
+      // the next change to the card (a content update, or the finished card at once) waits for the reset
       const next = t.emu.calls.find(
-        (c) => c.at > first429.at && c.api === 'card.element.content' && c.code === 0,
+        (c) =>
+          c.at > first429.at && (c.api === 'card.element.content' || c.api === 'card.update') && c.code === 0,
       );
-      assert.ok(next && next.at - first429.at >= 900, 'waited for the reset before the next content update');
+      assert.ok(next && next.at - first429.at >= 900, 'waited for the reset before the next card update');
 
       t.emu.expireTokens();
       const s2 = t.emu.userSend({
@@ -209,8 +211,9 @@ describe('Feishu: nothing lost, nothing repeated', () => {
         15_000,
         'the streaming card',
       );
-      // from now on CardKit refuses every element update of this card
+      // from now on CardKit refuses every update of this card (its element, or the whole card)
       t.emu.inject({ kind: 'card_failed', api: 'card.element.content', times: 1000 });
+      t.emu.inject({ kind: 'card_failed', api: 'card.update', times: 1000 });
       const rescued = await t.emu.waitFor(
         () =>
           t.emu

@@ -237,6 +237,16 @@ export class FeishuApi {
     });
   }
 
+  /** Replaces the card entity whole (content and config in one call: a finished card in one step). */
+  async updateCard(cardId: string, card: string, sequence: number, uuid: string): Promise<void> {
+    await this.call({
+      api: 'card.update',
+      method: 'PUT',
+      url: `/open-apis/cardkit/v1/cards/${cardId}`,
+      data: { card: { type: 'card_json', data: card }, sequence, uuid },
+    });
+  }
+
   async cardSettings(cardId: string, settings: object, sequence: number, uuid: string): Promise<void> {
     await this.call({
       api: 'card.settings',

@@ -38,7 +38,7 @@ export function createMetrics(up?: () => boolean) {
     }),
     updates: new prom.Counter({
       name: 'pincer_feishu_card_updates_total',
-      help: 'Streamed updates of reply cards, by kind (cardkit content, cardkit settings, patch)',
+      help: 'Streamed updates of reply cards, by kind (cardkit content, cardkit settings, cardkit update: the last text and the end of streaming at once, patch)',
       labelNames: ['kind'],
       registers: r,
     }),

@@ -150,10 +150,15 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
     const now = Date.now();
     if (!state?.parts.length) return this.chats.get(target.chat.id).delay(now);
     if (state.mode === 'post' && !desired.final) return 0; // posts are not streamed: nothing to pace
-    const last = this.lastOp.get(target.reply_id) ?? 0;
-    // a finished answer waits only for the per-card limit, streamed updates for the streaming pace
-    const iv = desired.final ? this.d.settings.card_interval_ms : this.interval(state.mode);
-    return Math.max(0, last + iv - now);
+    if (desired.final) {
+      // a finished answer waits only for the per-card limit of the card it changes
+      const card = state.parts.at(-1)?.card_id;
+      const last = card ? (this.lastOp.get(card) ?? 0) : (this.lastOp.get(target.reply_id) ?? 0);
+      const iv = card ? this.d.settings.card_interval_ms : this.interval(state.mode);
+      return Math.max(0, last + iv - now);
+    }
+    // streamed updates keep the streaming pace
+    return Math.max(0, (this.lastOp.get(target.reply_id) ?? 0) + this.interval(state.mode) - now);
   }
 
   /** Waits for a slot of the API (and the chat, for sends), then takes it. */
@@ -229,8 +234,8 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
       if (!want.trim()) continue; // nothing visible yet (say, an opening code fence)
       if (!part?.message_id) {
         if (kind === 'post' && !complete) break; // posts are sent once, when their text is complete
-        await this.create(target, i, kind, want, st, ctx);
-        // a card created with its complete text (a short answer, a rolled-over part) still has to close
+        await this.create(target, i, kind, want, complete, st, ctx);
+        // a card entity made while streaming that gets its complete text only now still has to close
         if (complete && st.parts[i]?.kind === 'cardkit')
           await this.update(target, i, st.parts[i]!, want, true);
         continue;
@@ -262,6 +267,7 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
     i: number,
     kind: ReplyMode,
     want: string,
+    complete: boolean,
     st: FsReplyState,
     ctx: ShowContext<FsReplyState>,
   ): Promise<void> {
@@ -286,8 +292,10 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
         let part = st.parts[i];
         if (!part?.card_id) {
           await this.pace('card.create');
-          const cardId = await api.createCard(cardJson(want, true));
-          part = { kind, card_id: cardId, created_at: Date.now(), seq: 0, shown: want };
+          // an answer complete at its first showing (a short one, a command's reply, a rolled-over
+          // part) is created finished: no streaming mode to switch off afterwards
+          const cardId = await api.createCard(cardJson(want, !complete));
+          part = { kind, card_id: cardId, created_at: Date.now(), seq: 0, shown: want, closed: complete };
           st.parts[i] = part;
           await ctx.save(st); // a crash now re-sends this card entity, never a second one
         }
@@ -342,6 +350,16 @@ export class FeishuPresenter implements Presenter<FsReplyState> {
       await api.patchCard(part.message_id!, cardJson(want, false));
       part.shown = want;
       metrics.updates.inc({ kind: 'patch' });
+      return;
+    }
+    if (complete && !part.closed && part.shown !== want) {
+      // the last text and the end of streaming in one call (Feishu allows 10 calls a second per card)
+      const seq = await this.cardSlot(part);
+      await this.pace('card.update');
+      await api.updateCard(part.card_id!, cardJson(want, false), seq, uuidFor(target.reply_id, i, `u${seq}`));
+      part.shown = want;
+      part.closed = true;
+      metrics.updates.inc({ kind: 'cardkit_update' });
       return;
     }
     if (part.shown !== want) {
