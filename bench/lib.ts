@@ -118,14 +118,20 @@ export function cpuMs(pid: number): number {
   return (Number(f[11]) + Number(f[12])) * 10;
 }
 
-/** CPU ms used so far by every process whose command name matches (all Postgres backends, say). */
+/**
+ * CPU ms used so far by every process whose command name matches (all Postgres backends, say),
+ * with the CPU of their children that ended and were reaped (cutime, cstime): a Postgres backend
+ * that exits leaves its time with the postmaster, so the sum never goes down.
+ */
 export function cpuMsOf(match: (comm: string, pid: number) => boolean): number {
   let ms = 0;
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (match(stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), Number(d))) ms += cpuMs(Number(d));
+      if (!match(stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), Number(d))) continue;
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ms += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
     } catch {
       // the process ended meanwhile
     }
