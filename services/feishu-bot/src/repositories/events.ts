@@ -176,6 +176,12 @@ export function webhookHandlers(o: {
       () => res.json({ code: 0 }),
       (err: Error) => {
         // not acknowledged: Feishu pushes it again
+        if (err.name === 'ClaimHeld') {
+          // expected when a redelivery meets a claim of an intake that is busy or died (see ClaimHeld)
+          o.log.info('webhook event refused for now: another intake holds it', { error: err.message });
+          res.status(503).json({ code: 503, msg: 'being taken in, retry' });
+          return;
+        }
         o.log.error('webhook event not accepted', { error: err.message });
         res.status(500).json({ code: 500, msg: 'not accepted, retry' });
       },

@@ -7,17 +7,33 @@ const CLAIM_MS = 10_000;
 const SET_IF = `if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 else return 0 end`;
 
 /**
- * Claims every key or none: returns the 1-based index of the first key already claimed, or 0. A key
- * holding this claim's own token is ours: ioredis sends a script again when Redis went away before its
- * reply, and that second run must not take its own claim for a duplicate (the message would be dropped).
+ * Claims every key or none: returns 0, or the 1-based index of the first key already taken in ('done'),
+ * or minus that index when another intake still holds its claim (it may have died before queueing).
+ * A key holding this claim's own token is ours: ioredis sends a script again when Redis went away
+ * before its reply, and that second run must not take its own claim for a duplicate.
  */
 const CLAIM_ALL = `for i, key in ipairs(KEYS) do
-  if redis.call('get', key) ~= ARGV[2] and not redis.call('set', key, ARGV[2], 'PX', ARGV[1], 'NX') then
+  local v = redis.call('get', key)
+  if v ~= ARGV[2] and not redis.call('set', key, ARGV[2], 'PX', ARGV[1], 'NX') then
     for j = 1, i - 1 do redis.call('del', KEYS[j]) end
-    return i
+    if v == 'done' then return i end
+    return -i
   end
 end
 return 0`;
+
+/**
+ * Another intake is taking the same event or message in and has not confirmed it: it may still do so,
+ * or it died first. The event is refused so that the platform delivers it again; by then it is either
+ * taken in (a duplicate) or the dead intake's claim has lapsed (CLAIM_MS) and it is taken in afresh.
+ * Acknowledging it as a duplicate instead would lose the message when the other intake died.
+ */
+export class ClaimHeld extends Error {
+  constructor(key: string) {
+    super(`the same ${key} is being taken in by another intake: deliver it again`);
+    this.name = 'ClaimHeld';
+  }
+}
 
 /**
  * What the bot remembers in Redis, shared by every replica: which events and messages were already
@@ -28,16 +44,19 @@ export class Ledger {
   private readonly redis: Redis;
   private readonly p: string;
   private readonly ttlS: number;
+  private readonly claimMs: number;
 
-  constructor(redis: Redis, prefix: string, dedupTtlS: number) {
+  constructor(redis: Redis, prefix: string, dedupTtlS: number, claimMs = CLAIM_MS) {
     this.redis = redis;
     this.p = `${prefix}:feishu`;
     this.ttlS = dedupTtlS;
+    this.claimMs = claimMs;
   }
 
   /**
-   * Claims the keys for an intake. Returns the first key already claimed (a duplicate), or undefined:
+   * Claims the keys for an intake. Returns the first key already taken in (a duplicate), or undefined:
    * then the caller owns them until `confirm` (kept for the dedup TTL) or `release` (given back).
+   * Throws `ClaimHeld` when another intake holds a claim on one of them and has not confirmed it yet.
    */
   async claim(
     keys: Array<{ name: 'event_id' | 'message_id'; id: string }>,
@@ -48,9 +67,10 @@ export class Ledger {
       CLAIM_ALL,
       keys.length,
       ...keys.map((k) => this.seenKey(k)),
-      CLAIM_MS,
+      this.claimMs,
       `claimed:${randomUUID()}`,
     )) as number;
+    if (taken < 0) throw new ClaimHeld(keys[-taken - 1]!.name);
     return taken ? keys[taken - 1]!.name : undefined;
   }
 

@@ -2,7 +2,7 @@ import { type InboundPublisher, sameSecret } from '@pincer/adapter-kit';
 import type { Logger } from '@pincer/shared';
 import type { FeishuSettings } from '../config.ts';
 import type { EventType, FeishuEvent } from '../repositories/events.ts';
-import type { Ledger } from '../repositories/ledger.ts';
+import { ClaimHeld, type Ledger } from '../repositories/ledger.ts';
 import type { Metrics } from './metrics.ts';
 import {
   type FsBotAddedEvent,
@@ -76,7 +76,19 @@ export async function acceptEvent(d: IntakeDeps, type: EventType, e: FeishuEvent
   const keys: Array<{ name: 'event_id' | 'message_id'; id: string }> = [];
   if (e.event_id) keys.push({ name: 'event_id', id: e.event_id });
   if (m.event === 'message') keys.push({ name: 'message_id', id: m.message_id });
-  const dup = await d.ledger.claim(keys);
+  let dup: Awaited<ReturnType<Ledger['claim']>>;
+  try {
+    dup = await d.ledger.claim(keys);
+  } catch (err) {
+    if (err instanceof ClaimHeld) {
+      count('held');
+      d.log.info('event refused for redelivery: another intake is taking it in', {
+        event_id: e.event_id,
+        message_id: m.message_id,
+      });
+    }
+    throw err;
+  }
   if (dup) {
     count('duplicate');
     d.metrics.duplicates.inc({ key: dup });

@@ -9,7 +9,7 @@ export function createMetrics(up?: () => boolean) {
     registry,
     events: new prom.Counter({
       name: 'pincer_feishu_events_total',
-      help: 'Events received from Feishu, by type and what became of them (queued, ignored, duplicate, stale, rejected)',
+      help: 'Events received from Feishu, by type and what became of them (queued, ignored, duplicate, held = refused for redelivery while another intake holds it, stale, rejected)',
       labelNames: ['type', 'outcome'],
       registers: r,
     }),
