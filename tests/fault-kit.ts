@@ -275,47 +275,33 @@ class PrivatePostgres {
     this.start();
   }
 
-  start(): void {
-    this.run('pg_ctl', [
-      '-D',
-      path.join(this.dir, 'data'),
-      '-l',
-      path.join(this.dir, 'log'),
-      '-o',
-      this.options(),
-      '-w',
-      'start',
-    ]);
+  private startArgs(): string[] {
+    const data = path.join(this.dir, 'data');
+    return ['-D', data, '-l', path.join(this.dir, 'log'), '-o', this.options(), '-w', 'start'];
   }
 
-  /** As `docker compose restart postgres` does: a fast shutdown (sessions cut), then a start. */
-  restart(): void {
-    this.stop('fast');
-    this.start();
+  private stopArgs(mode: 'fast' | 'immediate'): string[] {
+    return ['-D', path.join(this.dir, 'data'), '-m', mode, '-w', 'stop'];
+  }
+
+  start(): void {
+    this.run('pg_ctl', this.startArgs());
   }
 
   stop(mode: 'fast' | 'immediate' = 'fast'): void {
-    this.run('pg_ctl', ['-D', path.join(this.dir, 'data'), '-m', mode, '-w', 'stop']);
+    this.run('pg_ctl', this.stopArgs(mode));
   }
 
-  /** start(), stop() and restart() that let this process's emulators and mocks serve while pg_ctl runs. */
+  /** start() and stop() that let this process's emulators and mocks serve while pg_ctl runs. */
   async startInBackground(): Promise<void> {
-    await this.runInBackground('pg_ctl', [
-      '-D',
-      path.join(this.dir, 'data'),
-      '-l',
-      path.join(this.dir, 'log'),
-      '-o',
-      this.options(),
-      '-w',
-      'start',
-    ]);
+    await this.runInBackground('pg_ctl', this.startArgs());
   }
 
   async stopInBackground(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
-    await this.runInBackground('pg_ctl', ['-D', path.join(this.dir, 'data'), '-m', mode, '-w', 'stop']);
+    await this.runInBackground('pg_ctl', this.stopArgs(mode));
   }
 
+  /** As `docker compose restart postgres` does: a fast shutdown (sessions cut), then a start. */
   async restartInBackground(): Promise<void> {
     await this.stopInBackground('fast');
     await this.startInBackground();
@@ -564,6 +550,13 @@ export async function startFaultStack(o: FaultStackOptions = {}): Promise<FaultS
 // ------------------------------------------------------------------ what the users see
 
 /** A Telegram user id no other case uses. */
+/** A longer user message (the answer echoes it: every reply streams for a while). */
+export const pad = (i: number, times = 4) =>
+  `padding words to make a longer streamed answer number ${i} `.repeat(times).trim();
+
+/** A new Feishu user's open_id. */
+export const feishuUser = () => `ou_${Math.random().toString(16).slice(2).padEnd(32, '0')}`;
+
 export const tgUser = (() => {
   let next = 8_000_000 + Math.floor(Math.random() * 1_000_000) * 10;
   return () => next++;
@@ -636,6 +629,34 @@ export async function feishuOutcome(
 }
 
 /** A summary for an assertion message: counts and the first few problems. */
+/**
+ * Of the Telegram chats with more than one bot message: the ones where the extra messages are only
+ * unfinished beginnings of the one finished reply (a sendMessage Telegram stored while the adapter
+ * was killed before it could record the message's id: the Bot API has no idempotency key and no way
+ * to read a chat, so the restarted adapter cannot know that message exists), and the chats with
+ * anything else (a second finished reply, an unrelated message).
+ */
+export function telegramStrays(
+  tg: TelegramEmulator,
+  expect: Expectation[],
+): { strays: number; chats: number; other: string[] } {
+  let strays = 0;
+  let chats = 0;
+  const other: string[] = [];
+  for (const e of expect) {
+    const shown = tg.chat(Number(e.key)).botMessages.filter((m) => !m.deleted);
+    if (shown.length <= 1 || typeof e.reply !== 'string') continue;
+    const reply = e.reply;
+    const finished = shown.filter((m) => m.text === reply).length;
+    const fragments = shown.filter((m) => m.text !== reply && reply.startsWith(m.text)).length;
+    if (finished === 1 && fragments === shown.length - 1) {
+      strays += fragments;
+      chats++;
+    } else other.push(`${e.key}: ${JSON.stringify(shown.map((m) => m.text.slice(0, 80)))}`);
+  }
+  return { strays, chats, other };
+}
+
 export function report(o: { missing: string[]; extra: string[] }, stack?: FaultStack): string {
   return [
     `${o.missing.length} without a finished reply, ${o.extra.length} with more than one`,

@@ -14,6 +14,8 @@ import {
   type Expectation,
   type FaultStack,
   feishuOutcome,
+  feishuUser,
+  pad,
   report,
   type ServiceName,
   startFaultStack,
@@ -23,9 +25,6 @@ import {
 } from './fault-kit.ts';
 
 type FeishuExpectation = Expectation & { chat: string };
-
-const pad = (i: number) => `padding words to make a longer streamed answer number ${i} `.repeat(3).trim();
-const feishuUser = () => `ou_${Math.random().toString(16).slice(2).padEnd(32, '0')}`;
 
 /** What a burst of users sent, per platform: what each must see. */
 interface Sent {
@@ -47,7 +46,7 @@ function sendOne(s: FaultStack, sent: Sent, platform: 'telegram' | 'feishu', tex
 /** `n` new users, alternately on Telegram and Feishu, one message each, spread over `overMs`. */
 async function sendSpread(s: FaultStack, sent: Sent, n: number, overMs: number, tag: string): Promise<void> {
   for (let i = 0; i < n; i++) {
-    sendOne(s, sent, i % 2 === 0 ? 'telegram' : 'feishu', `${tag} ${i} ${pad(i)}`);
+    sendOne(s, sent, i % 2 === 0 ? 'telegram' : 'feishu', `${tag} ${i} ${pad(i, 3)}`);
     await sleep(overMs / n);
   }
 }

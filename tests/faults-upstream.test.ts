@@ -15,15 +15,14 @@ import {
   type Expectation,
   type FaultStack,
   feishuOutcome,
+  feishuUser,
+  pad,
   report,
   startFaultStack,
   telegramOutcome,
   tgUser,
   until,
 } from './fault-kit.ts';
-
-const pad = (i: number) => `padding words to make a longer streamed answer number ${i} `.repeat(4).trim();
-const feishuUser = () => `ou_${Math.random().toString(16).slice(2).padEnd(32, '0')}`;
 
 /** One message a user sent: where its reply must show, and the text the model was asked. */
 interface Sent {
