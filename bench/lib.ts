@@ -206,6 +206,18 @@ export async function load(
   };
 }
 
+/** Direct and through-the-proxy latency at p50/p99, what the proxy added, and what it says it added. */
+export const compareRuns = (direct: LoadRun, via: LoadRun) => ({
+  direct_p50_ms: pct(direct.latencies, 50),
+  direct_p99_ms: pct(direct.latencies, 99),
+  proxy_p50_ms: pct(via.latencies, 50),
+  proxy_p99_ms: pct(via.latencies, 99),
+  added_p50_ms: addedAt(direct, via, 50),
+  added_p99_ms: addedAt(direct, via, 99),
+  self_reported_overhead_p50_ms: pct(via.overheads, 50),
+  self_reported_overhead_p99_ms: pct(via.overheads, 99),
+});
+
 /** How much later `via` is than `direct` at the p-th percentile (of whole requests, or of first tokens). */
 export const addedAt = (direct: LoadRun, via: LoadRun, p: number, key: 'latencies' | 'ttfts' = 'latencies') =>
   pct(via[key], p) - pct(direct[key], p);

@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { addedAt, cpuMs, load, mean, pct, root, rssMB, waitHttp } from './lib.ts';
+import { addedAt, compareRuns, cpuMs, load, mean, pct, root, rssMB, waitHttp } from './lib.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const KEY = 'bench-key-0123456789abcdef';
@@ -151,16 +151,7 @@ async function main() {
   const half = Math.floor(rssSamples.length / 2);
   const results = {
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
-    concurrency1: {
-      direct_p50_ms: pct(d1.latencies, 50),
-      direct_p99_ms: pct(d1.latencies, 99),
-      proxy_p50_ms: pct(p1.latencies, 50),
-      proxy_p99_ms: pct(p1.latencies, 99),
-      added_p50_ms: addedAt(d1, p1, 50),
-      added_p99_ms: addedAt(d1, p1, 99),
-      self_reported_overhead_p50_ms: pct(p1.overheads, 50),
-      self_reported_overhead_p99_ms: pct(p1.overheads, 99),
-    },
+    concurrency1: compareRuns(d1, p1),
     concurrency64: {
       direct_p50_ms: pct(d64.latencies, 50),
       direct_p99_ms: pct(d64.latencies, 99),

@@ -25,7 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { parse, parseDocument, stringify } from 'yaml';
-import { LOCAL_PORTS, SERVICES, type StackSettings } from '../scripts/local-stack.ts';
+import { emulatorArgs, LOCAL_PORTS, SERVICES, type StackSettings } from '../scripts/local-stack.ts';
 import { deleteRedisKeys, REDIS_URL, root, start, waitHttp } from './lib.ts';
 
 const ADMIN_DB = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -249,30 +249,11 @@ export async function startStack(
       'vllm',
     ]);
     await waitHttp(`${urls.mock}/health`, mock, 'mock');
-    const tg = run('telegram-emulator', [
-      'packages/telegram-emulator/dist/main.js',
-      '--port',
-      String(s.port(LOCAL_PORTS.telegramEmulator)),
-      '--token',
-      s.secrets.TELEGRAM_BOT_TOKEN!,
-      '--no-privacy',
-      '--no-flood',
-    ]);
+    // the platforms' limits lifted (see the header)
+    const emu = emulatorArgs(s);
+    const tg = run('telegram-emulator', [...emu.telegram, '--no-flood']);
     await waitHttp(`${urls.telegramEmulator}/_emulator/state`, tg, 'telegram-emulator');
-    const fsEmu = run('feishu-emulator', [
-      'packages/feishu-emulator/dist/main.js',
-      '--port',
-      String(s.port(LOCAL_PORTS.feishuEmulator)),
-      '--app-id',
-      s.secrets.FEISHU_APP_ID!,
-      '--app-secret',
-      s.secrets.FEISHU_APP_SECRET!,
-      '--verification-token',
-      s.secrets.FEISHU_VERIFICATION_TOKEN!,
-      '--encrypt-key',
-      s.secrets.FEISHU_ENCRYPT_KEY!,
-      '--no-limits',
-    ]);
+    const fsEmu = run('feishu-emulator', [...emu.feishu, '--no-limits']);
     await waitHttp(`${urls.feishuEmulator}/_emulator/state`, fsEmu, 'feishu-emulator');
 
     let proxyEnv: Record<string, string> = {};

@@ -32,6 +32,7 @@ import {
 import {
   addedAt,
   ascending,
+  compareRuns,
   cpuMs,
   cpuMsOf,
   fmt,
@@ -335,16 +336,9 @@ async function proxyBench(stack: RunningStack, rss: RssWatch): Promise<ProxyResu
   const runs: LoadRun[] = [d1, p1, dS, pS];
   return {
     concurrency1: {
-      direct_p50_ms: pct(d1.latencies, 50),
-      direct_p99_ms: pct(d1.latencies, 99),
-      proxy_p50_ms: pct(p1.latencies, 50),
-      proxy_p99_ms: pct(p1.latencies, 99),
-      added_p50_ms: addedAt(d1, p1, 50),
-      added_p99_ms: addedAt(d1, p1, 99),
+      ...compareRuns(d1, p1),
       added_ttft_p50_ms: addedAt(d1, p1, 50, 'ttfts'),
       added_ttft_p99_ms: addedAt(d1, p1, 99, 'ttfts'),
-      self_reported_overhead_p50_ms: pct(p1.overheads, 50),
-      self_reported_overhead_p99_ms: pct(p1.overheads, 99),
     },
     sustained: { seconds, concurrency: 64, direct_rps: dS.rps, proxy_rps: pS.rps, ratio: pS.rps / dS.rps },
     cpu_us_per_request: (cpu * 1000) / Math.max(1, pS.latencies.length),

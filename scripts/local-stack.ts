@@ -170,41 +170,51 @@ function helpers(s: StackSettings): Array<{ name: string; args: string[]; health
       ],
     },
   ];
-  if (s.emulators)
+  if (s.emulators) {
+    const args = emulatorArgs(s);
     h.push(
       {
         name: 'telegram-emulator',
-        args: [
-          'packages/telegram-emulator/dist/main.js',
-          '--port',
-          String(s.port(LOCAL_PORTS.telegramEmulator)),
-          '--token',
-          s.secrets.TELEGRAM_BOT_TOKEN!,
-          '--no-privacy',
-        ],
+        args: args.telegram,
         health: '/_emulator/state',
         port: s.port(LOCAL_PORTS.telegramEmulator),
       },
       {
         name: 'feishu-emulator',
-        args: [
-          'packages/feishu-emulator/dist/main.js',
-          '--port',
-          String(s.port(LOCAL_PORTS.feishuEmulator)),
-          '--app-id',
-          s.secrets.FEISHU_APP_ID!,
-          '--app-secret',
-          s.secrets.FEISHU_APP_SECRET!,
-          '--verification-token',
-          s.secrets.FEISHU_VERIFICATION_TOKEN!,
-          '--encrypt-key',
-          s.secrets.FEISHU_ENCRYPT_KEY!,
-        ],
+        args: args.feishu,
         health: '/_emulator/state',
         port: s.port(LOCAL_PORTS.feishuEmulator),
       },
     );
+  }
   return h;
+}
+
+/** The emulators' command lines: their ports and the secrets the adapters are given. */
+export function emulatorArgs(s: StackSettings): { telegram: string[]; feishu: string[] } {
+  return {
+    telegram: [
+      'packages/telegram-emulator/dist/main.js',
+      '--port',
+      String(s.port(LOCAL_PORTS.telegramEmulator)),
+      '--token',
+      s.secrets.TELEGRAM_BOT_TOKEN!,
+      '--no-privacy',
+    ],
+    feishu: [
+      'packages/feishu-emulator/dist/main.js',
+      '--port',
+      String(s.port(LOCAL_PORTS.feishuEmulator)),
+      '--app-id',
+      s.secrets.FEISHU_APP_ID!,
+      '--app-secret',
+      s.secrets.FEISHU_APP_SECRET!,
+      '--verification-token',
+      s.secrets.FEISHU_VERIFICATION_TOKEN!,
+      '--encrypt-key',
+      s.secrets.FEISHU_ENCRYPT_KEY!,
+    ],
+  };
 }
 
 function settings(emulators: boolean): StackSettings {
