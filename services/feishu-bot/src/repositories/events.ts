@@ -4,6 +4,7 @@ import { sameSecret } from '@pincer/adapter-kit';
 import type { Logger } from '@pincer/shared';
 import type { RequestHandler } from 'express';
 import { sdkLogger } from './feishu.ts';
+import { ClaimHeld } from './ledger.ts';
 
 /** The event types the bot subscribes to. */
 export const EVENT_TYPES = ['im.message.receive_v1', 'im.chat.member.bot.added_v1'] as const;
@@ -176,9 +177,8 @@ export function webhookHandlers(o: {
       () => res.json({ code: 0 }),
       (err: Error) => {
         // not acknowledged: Feishu pushes it again
-        if (err.name === 'ClaimHeld') {
-          // expected when a redelivery meets a claim of an intake that is busy or died (see ClaimHeld)
-          o.log.info('webhook event refused for now: another intake holds it', { error: err.message });
+        if (err instanceof ClaimHeld) {
+          // expected when a redelivery meets the claim of an intake that is busy or died (the intake logs it)
           res.status(503).json({ code: 503, msg: 'being taken in, retry' });
           return;
         }

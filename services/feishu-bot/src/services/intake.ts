@@ -76,10 +76,7 @@ export async function acceptEvent(d: IntakeDeps, type: EventType, e: FeishuEvent
   const keys: Array<{ name: 'event_id' | 'message_id'; id: string }> = [];
   if (e.event_id) keys.push({ name: 'event_id', id: e.event_id });
   if (m.event === 'message') keys.push({ name: 'message_id', id: m.message_id });
-  let dup: Awaited<ReturnType<Ledger['claim']>>;
-  try {
-    dup = await d.ledger.claim(keys);
-  } catch (err) {
+  const dup = await d.ledger.claim(keys).catch((err: unknown) => {
     if (err instanceof ClaimHeld) {
       count('held');
       d.log.info('event refused for redelivery: another intake is taking it in', {
@@ -88,7 +85,7 @@ export async function acceptEvent(d: IntakeDeps, type: EventType, e: FeishuEvent
       });
     }
     throw err;
-  }
+  });
   if (dup) {
     count('duplicate');
     d.metrics.duplicates.inc({ key: dup });
