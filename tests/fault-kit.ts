@@ -557,6 +557,29 @@ export const pad = (i: number, times = 4) =>
 /** A new Feishu user's open_id. */
 export const feishuUser = () => `ou_${Math.random().toString(16).slice(2).padEnd(32, '0')}`;
 
+/** `n` new Telegram users each write one message (`<tag> <i> <padding>`) in their private chat. */
+export function telegramBurst(s: FaultStack, n: number, tag: string): Array<{ uid: number; text: string }> {
+  return Array.from({ length: n }, (_, i) => {
+    const uid = tgUser();
+    const text = `${tag} ${i} ${pad(i)}`;
+    s.tg.userSend({ chat: { id: uid, type: 'private' }, from: { id: uid, first_name: `U${i}` }, text });
+    return { uid, text };
+  });
+}
+
+/** `n` new Feishu users each write one direct message; its ids and text. */
+export function feishuBurst(
+  s: FaultStack,
+  n: number,
+  tag: string,
+): Array<{ message_id: string; chat_id: string; event_id: string; text: string }> {
+  return Array.from({ length: n }, (_, i) => {
+    const text = `${tag} ${i} ${pad(i)}`;
+    const m = s.fs.userSend({ chat: { type: 'p2p' }, sender: { open_id: feishuUser() }, text });
+    return { message_id: m.message_id, chat_id: m.chat_id, event_id: m.event_id, text };
+  });
+}
+
 export const tgUser = (() => {
   let next = 8_000_000 + Math.floor(Math.random() * 1_000_000) * 10;
   return () => next++;

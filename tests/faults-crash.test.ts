@@ -9,38 +9,22 @@ import {
   type Expectation,
   type FaultStack,
   feishuOutcome,
-  feishuUser,
-  pad,
+  feishuBurst,
   report,
   startFaultStack,
+  telegramBurst,
   telegramOutcome,
   telegramStrays,
-  tgUser,
   until,
 } from './fault-kit.ts';
 
 /** Sends `n` Telegram messages from `n` new users; what each must see. */
-function sendTelegram(s: FaultStack, n: number, tag: string): Expectation[] {
-  const out: Expectation[] = [];
-  for (let i = 0; i < n; i++) {
-    const uid = tgUser();
-    const text = `${tag} ${i} ${pad(i)}`;
-    s.tg.userSend({ chat: { id: uid, type: 'private' }, from: { id: uid, first_name: `U${i}` }, text });
-    out.push({ key: uid, reply: `Mock reply: ${text}` });
-  }
-  return out;
-}
+const sendTelegram = (s: FaultStack, n: number, tag: string): Expectation[] =>
+  telegramBurst(s, n, tag).map((m) => ({ key: m.uid, reply: `Mock reply: ${m.text}` }));
 
 /** Sends `n` Feishu direct messages from `n` new users; what each must see under its message. */
-function sendFeishu(s: FaultStack, n: number, tag: string): Array<Expectation & { chat: string }> {
-  const out: Array<Expectation & { chat: string }> = [];
-  for (let i = 0; i < n; i++) {
-    const text = `${tag} ${i} ${pad(i)}`;
-    const m = s.fs.userSend({ chat: { type: 'p2p' }, sender: { open_id: feishuUser() }, text });
-    out.push({ key: m.message_id, chat: m.chat_id, reply: `Mock reply: ${text}` });
-  }
-  return out;
-}
+const sendFeishu = (s: FaultStack, n: number, tag: string): Array<Expectation & { chat: string }> =>
+  feishuBurst(s, n, tag).map((m) => ({ key: m.message_id, chat: m.chat_id, reply: `Mock reply: ${m.text}` }));
 
 const finishedOn = (s: FaultStack, e: Expectation[]) =>
   e.filter((x) => s.tg.chat(Number(x.key)).botMessages.some((m) => m.text === x.reply)).length;

@@ -15,12 +15,11 @@ import {
   type Expectation,
   type FaultStack,
   feishuOutcome,
-  feishuUser,
-  pad,
+  feishuBurst,
   report,
   startFaultStack,
+  telegramBurst,
   telegramOutcome,
-  tgUser,
   until,
 } from './fault-kit.ts';
 
@@ -36,26 +35,23 @@ interface Sent {
   text: string;
 }
 
-function sendTelegram(s: FaultStack, n: number, tag: string): Sent[] {
-  const out: Sent[] = [];
-  for (let i = 0; i < n; i++) {
-    const uid = tgUser();
-    const text = `${tag} ${i} ${pad(i)}`;
-    s.tg.userSend({ chat: { id: uid, type: 'private' }, from: { id: uid, first_name: `U${i}` }, text });
-    out.push({ platform: 'telegram', key: uid, chat: '', eventId: '', text });
-  }
-  return out;
-}
+const sendTelegram = (s: FaultStack, n: number, tag: string): Sent[] =>
+  telegramBurst(s, n, tag).map((m) => ({
+    platform: 'telegram',
+    key: m.uid,
+    chat: '',
+    eventId: '',
+    text: m.text,
+  }));
 
-function sendFeishu(s: FaultStack, n: number, tag: string): Sent[] {
-  const out: Sent[] = [];
-  for (let i = 0; i < n; i++) {
-    const text = `${tag} ${i} ${pad(i)}`;
-    const m = s.fs.userSend({ chat: { type: 'p2p' }, sender: { open_id: feishuUser() }, text });
-    out.push({ platform: 'feishu', key: m.message_id, chat: m.chat_id, eventId: m.event_id, text });
-  }
-  return out;
-}
+const sendFeishu = (s: FaultStack, n: number, tag: string): Sent[] =>
+  feishuBurst(s, n, tag).map((m) => ({
+    platform: 'feishu',
+    key: m.message_id,
+    chat: m.chat_id,
+    eventId: m.event_id,
+    text: m.text,
+  }));
 
 const fullReply = (m: Sent) => `Mock reply: ${m.text}`;
 
